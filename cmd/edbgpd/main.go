@@ -1,0 +1,106 @@
+// Command edbgpd is gobgpd with Lua scripts on its best-path and peer-state
+// event stream. It takes gobgpd's config file and main flags.
+package main
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/jessevdk/go-flags"
+	gobgplog "github.com/osrg/gobgp/v3/pkg/log"
+
+	"github.com/edbgpd/edbgpd/host"
+)
+
+type options struct {
+	ConfigFile      string `short:"f" long:"config-file" description:"gobgpd config file (toml, yaml, json)" required:"true"`
+	ConfigType      string `short:"t" long:"config-type" description:"config type (toml, yaml, json)" default:"toml"`
+	APIHosts        string `long:"api-hosts" description:"where GoBGP's gRPC API listens (empty: off)" default:":50051"`
+	LogLevel        string `short:"l" long:"log-level" description:"debug, info, warn or error" default:"info"`
+	LogJSON         bool   `long:"log-json" description:"log as JSON lines instead of text"`
+	Scripts         string `long:"scripts" description:"folder of Lua scripts (overrides [edbgpd] scripts)"`
+	GracefulRestart bool   `short:"r" long:"graceful-restart" description:"flag restart-state in graceful-restart capability"`
+	Dry             bool   `short:"d" long:"dry-run" description:"check the config file and exit"`
+}
+
+func main() {
+	os.Exit(run(os.Args[1:]))
+}
+
+func run(args []string) int {
+	var o options
+	if _, err := flags.ParseArgs(&o, args); err != nil {
+		if fe, ok := err.(*flags.Error); ok && fe.Type == flags.ErrHelp {
+			return 0
+		}
+		return 2
+	}
+	level, glevel, err := parseLevel(o.LogLevel)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "edbgpd:", err)
+		return 2
+	}
+	hopts := &slog.HandlerOptions{Level: level}
+	var h slog.Handler = slog.NewTextHandler(os.Stderr, hopts)
+	if o.LogJSON {
+		h = slog.NewJSONHandler(os.Stderr, hopts)
+	}
+	log := slog.New(h)
+	slog.SetDefault(log)
+
+	if o.Dry {
+		if _, err := host.LoadConfig(o.ConfigFile, o.ConfigType); err != nil {
+			log.Error("bad config", "err", err)
+			return 1
+		}
+		log.Info("config ok", "config", o.ConfigFile)
+		return 0
+	}
+
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	d, err := host.Start(host.Settings{
+		ConfigFile:      o.ConfigFile,
+		ConfigType:      o.ConfigType,
+		APIHosts:        o.APIHosts,
+		Scripts:         o.Scripts,
+		GracefulRestart: o.GracefulRestart,
+		Logger:          log,
+		GoBGPLogLevel:   glevel,
+	})
+	if err != nil {
+		log.Error("cannot start", "err", err)
+		return 1
+	}
+	for s := range sig {
+		if s == syscall.SIGHUP {
+			log.Info("SIGHUP: reloading config")
+			if err := d.Reload(); err != nil {
+				log.Error("config not reloaded", "err", err)
+			}
+			continue
+		}
+		log.Info("stopping", "signal", s.String())
+		d.Stop()
+		log.Info("stopped")
+		return 0
+	}
+	return 0
+}
+
+func parseLevel(s string) (slog.Level, gobgplog.LogLevel, error) {
+	switch s {
+	case "debug":
+		return slog.LevelDebug, gobgplog.DebugLevel, nil
+	case "info", "":
+		return slog.LevelInfo, gobgplog.InfoLevel, nil
+	case "warn", "warning":
+		return slog.LevelWarn, gobgplog.WarnLevel, nil
+	case "error":
+		return slog.LevelError, gobgplog.ErrorLevel, nil
+	}
+	return 0, 0, fmt.Errorf("log level %q: want debug, info, warn or error", s)
+}

@@ -1,0 +1,183 @@
+package host
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/osrg/gobgp/v3/pkg/config"
+	"github.com/osrg/gobgp/v3/pkg/config/oc"
+	"github.com/pelletier/go-toml/v2"
+	"gopkg.in/yaml.v3"
+)
+
+// Options are edbgpd's own settings: the [edbgpd] section of the config
+// file, overridden by command-line flags.
+type Options struct {
+	Scripts     string   `toml:"scripts" yaml:"scripts"`
+	CallTimeout Duration `toml:"call-timeout" yaml:"call-timeout"`
+	LoadTimeout Duration `toml:"load-timeout" yaml:"load-timeout"`
+	Routes      []Route  `toml:"routes" yaml:"routes"`
+}
+
+// Route is a route the daemon originates from config.
+type Route struct {
+	Prefix           string   `toml:"prefix" yaml:"prefix"`
+	Nexthop          string   `toml:"nexthop" yaml:"nexthop"`
+	Origin           string   `toml:"origin" yaml:"origin"`
+	Communities      []string `toml:"communities" yaml:"communities"`
+	LargeCommunities []string `toml:"large-communities" yaml:"large-communities"`
+	MED              *uint32  `toml:"med" yaml:"med"`
+	LocalPref        *uint32  `toml:"local-pref" yaml:"local-pref"`
+}
+
+// Duration reads "1s", "250ms" from TOML and YAML.
+type Duration time.Duration
+
+func (d *Duration) UnmarshalText(b []byte) error {
+	v, err := time.ParseDuration(string(b))
+	if err != nil {
+		return err
+	}
+	*d = Duration(v)
+	return nil
+}
+
+// Limits returns the script limits, defaults filled in.
+func (o *Options) Limits() Limits {
+	l := DefaultLimits
+	if o.CallTimeout > 0 {
+		l.CallTimeout = time.Duration(o.CallTimeout)
+	}
+	if o.LoadTimeout > 0 {
+		l.LoadTimeout = time.Duration(o.LoadTimeout)
+	}
+	return l
+}
+
+// Config is one reading of the config file.
+type Config struct {
+	BGP     *oc.BgpConfigSet // GoBGP's part, read by GoBGP's own reader
+	Options Options          // the [edbgpd] section
+}
+
+// LoadConfig reads a gobgpd config file (toml, yaml or json) with GoBGP's
+// own reader. An [edbgpd] section (toml, yaml) is taken out first, since
+// GoBGP rejects keys it does not know, and read here. Errors name the file.
+func LoadConfig(path, typ string) (*Config, error) {
+	raw, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
+	typ = configType(path, typ)
+	gobgpPart, ownPart := splitConfig(raw, typ)
+	c := &Config{}
+	if len(bytes.TrimSpace(ownPart)) > 0 {
+		var doc struct {
+			Edbgpd Options `toml:"edbgpd" yaml:"edbgpd"`
+		}
+		switch typ {
+		case "toml":
+			d := toml.NewDecoder(bytes.NewReader(ownPart))
+			d.DisallowUnknownFields()
+			err = d.Decode(&doc)
+			var de *toml.DecodeError
+			var sm *toml.StrictMissingError
+			if errors.As(err, &de) {
+				row, col := de.Position()
+				err = fmt.Errorf("line %d column %d: %s", row, col, de.Error())
+			} else if errors.As(err, &sm) {
+				err = errors.New(strings.ReplaceAll(sm.String(), "\n", " "))
+			}
+		case "yaml", "yml":
+			d := yaml.NewDecoder(bytes.NewReader(ownPart))
+			d.KnownFields(true)
+			err = d.Decode(&doc)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("config %s: [edbgpd] section: %w", path, err)
+		}
+		c.Options = doc.Edbgpd
+	}
+	if err := c.Options.validate(); err != nil {
+		return nil, fmt.Errorf("config %s: [edbgpd] section: %w", path, err)
+	}
+	// GoBGP's reader takes a file name; give it the file minus our section,
+	// same line numbers, and put the real name back in its errors.
+	tmp, err := os.CreateTemp("", "edbgpd-config-*"+filepath.Ext(path))
+	if err != nil {
+		return nil, err
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(gobgpPart); err != nil {
+		tmp.Close()
+		return nil, err
+	}
+	tmp.Close()
+	c.BGP, err = config.ReadConfigFile(tmp.Name(), typ)
+	if err != nil {
+		return nil, fmt.Errorf("config %s: %s", path, strings.ReplaceAll(err.Error(), tmp.Name(), path))
+	}
+	return c, nil
+}
+
+func configType(path, typ string) string {
+	switch ext := strings.TrimPrefix(filepath.Ext(path), "."); ext {
+	case "toml", "yaml", "yml", "json":
+		return ext
+	}
+	if typ == "" {
+		return "toml"
+	}
+	return typ
+}
+
+var tomlHeader = regexp.MustCompile(`^\s*\[\[?\s*([^\]\s]+)\s*\]\]?`)
+
+// splitConfig separates the edbgpd section from the rest. Both halves keep
+// every line in place (others blanked) so line numbers in errors hold.
+func splitConfig(raw []byte, typ string) (gobgp, own []byte) {
+	lines := strings.SplitAfter(string(raw), "\n")
+	var g, o strings.Builder
+	inOwn := false
+	for _, line := range lines {
+		switch typ {
+		case "toml":
+			if m := tomlHeader.FindStringSubmatch(line); m != nil {
+				name := strings.Trim(m[1], `"`)
+				inOwn = name == "edbgpd" || strings.HasPrefix(name, "edbgpd.")
+			}
+		case "yaml", "yml":
+			trimmed := strings.TrimSpace(line)
+			if trimmed != "" && !strings.HasPrefix(trimmed, "#") && line[0] != ' ' && line[0] != '\t' {
+				inOwn = strings.HasPrefix(line, "edbgpd:")
+			}
+		}
+		blank := ""
+		if strings.HasSuffix(line, "\n") {
+			blank = "\n"
+		}
+		if inOwn {
+			o.WriteString(line)
+			g.WriteString(blank)
+		} else {
+			g.WriteString(line)
+			o.WriteString(blank)
+		}
+	}
+	return []byte(g.String()), []byte(o.String())
+}
+
+func (o *Options) validate() error {
+	for i, r := range o.Routes {
+		if _, err := r.path(); err != nil {
+			return fmt.Errorf("routes[%d] (%s): %w", i, r.Prefix, err)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,236 @@
+package host
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+
+	api "github.com/osrg/gobgp/v3/api"
+	"github.com/osrg/gobgp/v3/pkg/config"
+	"github.com/osrg/gobgp/v3/pkg/config/oc"
+	gobgplog "github.com/osrg/gobgp/v3/pkg/log"
+	"github.com/osrg/gobgp/v3/pkg/server"
+	"google.golang.org/grpc"
+
+	"github.com/edbgpd/edbgpd/luaapi"
+)
+
+// Settings are what the command line tells the daemon.
+type Settings struct {
+	ConfigFile      string
+	ConfigType      string
+	APIHosts        string // GoBGP gRPC API; "" serves none
+	Scripts         string // overrides the config's [edbgpd] scripts
+	GracefulRestart bool
+	Logger          *slog.Logger
+	GoBGPLogLevel   gobgplog.LogLevel
+}
+
+// Daemon is GoBGP with scripts on its event stream.
+type Daemon struct {
+	Server  *server.BgpServer
+	Scripts *ScriptSet // nil when no scripts folder is configured
+
+	settings  Settings
+	log       *slog.Logger
+	glog      *gobgpLogger
+	policy    *exportPolicy
+	routes    *originator
+	conv      *converter
+	stopWatch context.CancelFunc
+	current   *oc.BgpConfigSet // as applied, edbgpd's policy included
+	options   Options
+}
+
+var _ luaapi.Actions = (*Daemon)(nil)
+
+// Start reads the config, starts GoBGP and the scripts, and only then adds
+// the neighbours, so that scripts decide what a peer gets before its
+// session can come up.
+func Start(s Settings) (*Daemon, error) {
+	if s.Logger == nil {
+		s.Logger = slog.Default()
+	}
+	if s.GoBGPLogLevel == 0 {
+		s.GoBGPLogLevel = gobgplog.InfoLevel
+	}
+	cfg, err := LoadConfig(s.ConfigFile, s.ConfigType)
+	if err != nil {
+		return nil, err
+	}
+	if s.Scripts != "" {
+		cfg.Options.Scripts = s.Scripts
+	}
+	d := &Daemon{settings: s, log: s.Logger, options: cfg.Options}
+	d.glog = newGobgpLogger(s.Logger, s.GoBGPLogLevel)
+	opts := []server.ServerOption{server.LoggerOption(d.glog)}
+	if s.APIHosts != "" {
+		const maxSize = 256 << 20
+		opts = append(opts, server.GrpcListenAddress(s.APIHosts),
+			server.GrpcOption([]grpc.ServerOption{grpc.MaxRecvMsgSize(maxSize), grpc.MaxSendMsgSize(maxSize)}))
+	}
+	d.Server = server.NewBgpServer(opts...)
+	go d.Server.Serve()
+	d.policy = newExportPolicy(d.Server, s.Logger)
+	d.routes = newOriginator(d.Server, s.Logger)
+	d.conv = newConverter(s.Logger, d.glog)
+
+	ctx := context.Background()
+	fail := func(err error) (*Daemon, error) {
+		d.Stop()
+		return nil, fmt.Errorf("config %s: %w", s.ConfigFile, err)
+	}
+	// Everything but the neighbours first.
+	d.policy.mu.Lock()
+	d.policy.setUser(cfg.BGP)
+	base := d.policy.inject(cfg.BGP)
+	base.Neighbors, base.PeerGroups, base.DynamicNeighbors = nil, nil, nil
+	d.current, err = config.InitialConfig(ctx, d.Server, base, s.GracefulRestart)
+	d.policy.mu.Unlock()
+	if err == nil {
+		err = d.configErrors()
+	}
+	if err != nil {
+		return fail(err)
+	}
+	if err := d.watch(); err != nil {
+		return fail(err)
+	}
+	if dir := cfg.Options.Scripts; dir != "" {
+		d.Scripts = NewScriptSet(dir, d, cfg.Options.Limits(), s.Logger)
+		if err := d.Scripts.LoadAll(); err != nil {
+			return fail(fmt.Errorf("scripts folder: %w", err))
+		}
+		if err := d.Scripts.Watch(); err != nil {
+			return fail(fmt.Errorf("watching scripts folder: %w", err))
+		}
+	}
+	if err := d.routes.sync(cfg.Options.Routes); err != nil {
+		return fail(err)
+	}
+	if err := d.applyConfig(cfg); err != nil {
+		return fail(err)
+	}
+	d.log.Info("edbgpd started", "config", s.ConfigFile, "scripts", cfg.Options.Scripts,
+		"neighbors", len(cfg.BGP.Neighbors), "routes", len(cfg.Options.Routes))
+	return d, nil
+}
+
+// applyConfig brings GoBGP from the applied config to cfg with GoBGP's own
+// UpdateConfig, edbgpd's export policy kept in. Errors are GoBGP's config
+// errors; what could be applied is applied.
+func (d *Daemon) applyConfig(cfg *Config) error {
+	d.policy.mu.Lock()
+	defer d.policy.mu.Unlock()
+	d.policy.setUser(cfg.BGP)
+	next := d.policy.inject(cfg.BGP)
+	var err error
+	d.current, err = config.UpdateConfig(context.Background(), d.Server, d.current, next)
+	if err == nil {
+		err = d.configErrors()
+	}
+	if rerr := d.policy.reconcile(); rerr != nil && err == nil {
+		err = rerr
+	}
+	return err
+}
+
+func (d *Daemon) configErrors() error {
+	if errs := d.glog.takeConfigErrors(); len(errs) > 0 {
+		return errors.New(strings.Join(errs, "; "))
+	}
+	return nil
+}
+
+// Reload re-reads the config file (SIGHUP). A file that does not read or
+// validate changes nothing; otherwise the difference is applied and the
+// scripts folder re-read.
+func (d *Daemon) Reload() error {
+	cfg, err := LoadConfig(d.settings.ConfigFile, d.settings.ConfigType)
+	if err != nil {
+		return fmt.Errorf("%w; keeping the running config", err)
+	}
+	if d.settings.Scripts != "" {
+		cfg.Options.Scripts = d.settings.Scripts
+	}
+	if cfg.Options.Scripts != d.options.Scripts {
+		d.log.Warn("the scripts folder changes only on restart", "running", d.options.Scripts, "config", cfg.Options.Scripts)
+	}
+	if err := d.applyConfig(cfg); err != nil {
+		return fmt.Errorf("config %s: %w", d.settings.ConfigFile, err)
+	}
+	if err := d.routes.sync(cfg.Options.Routes); err != nil {
+		return fmt.Errorf("config %s: %w", d.settings.ConfigFile, err)
+	}
+	if d.Scripts != nil {
+		if err := d.Scripts.LoadAll(); err != nil {
+			d.log.Error("scripts folder", "err", err)
+		}
+	}
+	d.log.Info("config reloaded", "config", d.settings.ConfigFile)
+	return nil
+}
+
+// watch subscribes to best paths of every family and peer state changes.
+// The callback runs on GoBGP's watcher goroutine: convert, queue, return.
+func (d *Daemon) watch() error {
+	ctx, cancel := context.WithCancel(context.Background())
+	d.stopWatch = cancel
+	return d.Server.WatchEvent(ctx, &api.WatchEventRequest{
+		Peer: &api.WatchEventRequest_Peer{},
+		Table: &api.WatchEventRequest_Table{Filters: []*api.WatchEventRequest_Table_Filter{
+			{Type: api.WatchEventRequest_Table_Filter_BEST},
+		}},
+	}, func(r *api.WatchEventResponse) {
+		if d.Scripts == nil || len(*d.Scripts.live.Load()) == 0 {
+			if _, ok := r.Event.(*api.WatchEventResponse_Table); ok {
+				return // nobody listens: skip the decoding
+			}
+		}
+		d.conv.convert(r, d.dispatch)
+	})
+}
+
+func (d *Daemon) dispatch(ev any) {
+	if d.Scripts != nil {
+		d.Scripts.Dispatch(ev)
+	}
+}
+
+// Stop unloads the scripts (on_unload runs), then stops GoBGP, which sends
+// every peer a Cease NOTIFICATION.
+func (d *Daemon) Stop() {
+	if d.Scripts != nil {
+		d.Scripts.Close()
+	}
+	if d.stopWatch != nil {
+		d.stopWatch()
+	}
+	d.Server.Stop()
+}
+
+// SetExportPolicy implements luaapi.Actions.
+func (d *Daemon) SetExportPolicy(peer, policy string) error { return d.policy.SetPeer(peer, policy) }
+
+// SetDefaultExportPolicy implements luaapi.Actions.
+func (d *Daemon) SetDefaultExportPolicy(policy string) error { return d.policy.SetDefault(policy) }
+
+// Peers implements luaapi.Actions.
+func (d *Daemon) Peers() ([]luaapi.PeerStatus, error) {
+	var out []luaapi.PeerStatus
+	err := d.Server.ListPeer(context.Background(), &api.ListPeerRequest{}, func(p *api.Peer) {
+		st := luaapi.PeerStatus{Address: p.GetConf().GetNeighborAddress(), ASN: p.GetConf().GetPeerAsn(), Description: p.GetConf().GetDescription()}
+		if s := p.GetState(); s != nil {
+			st.State = sessionStates[s.SessionState]
+			st.RouterID = cleanAddr(s.RouterId)
+			if st.ASN == 0 {
+				st.ASN = s.PeerAsn
+			}
+		}
+		st.ExportPolicy = d.policy.PeerPolicy(st.Address)
+		out = append(out, st)
+	})
+	return out, err
+}

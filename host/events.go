@@ -1,0 +1,185 @@
+package host
+
+import (
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	api "github.com/osrg/gobgp/v3/api"
+	"github.com/osrg/gobgp/v3/pkg/apiutil"
+	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+
+	"github.com/edbgpd/edbgpd/luaapi"
+)
+
+// sessionStates names GoBGP's API session states. The API numbers them one
+// above the FSM (Established is 6 here, 5 in the FSM): never compare numbers.
+var sessionStates = map[api.PeerState_SessionState]string{
+	api.PeerState_UNKNOWN:     "unknown",
+	api.PeerState_IDLE:        "idle",
+	api.PeerState_CONNECT:     "connect",
+	api.PeerState_ACTIVE:      "active",
+	api.PeerState_OPENSENT:    "opensent",
+	api.PeerState_OPENCONFIRM: "openconfirm",
+	api.PeerState_ESTABLISHED: "established",
+}
+
+// converter turns GoBGP watch events into luaapi events. It is called from
+// GoBGP's single watcher goroutine, so its state needs no lock.
+type converter struct {
+	log     *slog.Logger
+	reasons interface{ takeDownReason(string) string }
+	states  map[string]string // peer address -> last state seen
+}
+
+func newConverter(log *slog.Logger, reasons interface{ takeDownReason(string) string }) *converter {
+	return &converter{log: log, reasons: reasons, states: make(map[string]string)}
+}
+
+// convert calls emit for each event in r, in order.
+func (c *converter) convert(r *api.WatchEventResponse, emit func(any)) {
+	switch e := r.Event.(type) {
+	case *api.WatchEventResponse_Table:
+		for _, p := range e.Table.Paths {
+			ev, err := bestPathEvent(p)
+			if err != nil {
+				c.log.Error("cannot convert best path", "err", err)
+				continue
+			}
+			emit(ev)
+		}
+	case *api.WatchEventResponse_Peer:
+		if ev := c.peerEvent(e.Peer); ev != nil {
+			emit(ev)
+		}
+	}
+}
+
+func (c *converter) peerEvent(pe *api.WatchEventResponse_PeerEvent) *luaapi.PeerState {
+	p := pe.GetPeer()
+	st := p.GetState()
+	if st == nil {
+		return nil
+	}
+	addr := st.NeighborAddress
+	state := sessionStates[st.SessionState]
+	if state == "" {
+		state = strings.ToLower(st.SessionState.String())
+	}
+	switch pe.Type {
+	case api.WatchEventResponse_PeerEvent_INIT:
+		// The peers GoBGP had when we subscribed: remember, do not report.
+		c.states[addr] = state
+		return nil
+	case api.WatchEventResponse_PeerEvent_STATE:
+	default:
+		return nil
+	}
+	old := c.states[addr]
+	c.states[addr] = state
+	ev := &luaapi.PeerState{
+		Peer:      luaapi.Peer{Address: addr, ASN: st.PeerAsn, RouterID: cleanAddr(st.RouterId)},
+		State:     state,
+		OldState:  old,
+		Timestamp: timeNow(),
+	}
+	if old == "established" {
+		ev.Reason = c.reasons.takeDownReason(addr)
+	}
+	return ev
+}
+
+// cleanAddr maps Go's rendering of a nil IP to "".
+func cleanAddr(s string) string {
+	if s == "<nil>" {
+		return ""
+	}
+	return s
+}
+
+var origins = [...]string{"igp", "egp", "incomplete"}
+
+// bestPathEvent decodes one API path into a plain event.
+func bestPathEvent(p *api.Path) (*luaapi.BestPath, error) {
+	nlri, err := apiutil.GetNativeNlri(p)
+	if err != nil {
+		return nil, fmt.Errorf("nlri: %w", err)
+	}
+	attrs, err := apiutil.GetNativePathAttributes(p)
+	if err != nil {
+		return nil, fmt.Errorf("attributes of %s: %w", nlri, err)
+	}
+	ev := &luaapi.BestPath{
+		Prefix:     nlri.String(),
+		Family:     apiutil.ToRouteFamily(p.Family).String(),
+		Withdrawal: p.IsWithdraw,
+		Peer: luaapi.Peer{
+			Address:  cleanAddr(p.NeighborIp),
+			ASN:      p.SourceAsn,
+			RouterID: cleanAddr(p.SourceId),
+		},
+	}
+	if p.Age != nil {
+		ev.Timestamp = p.Age.AsTime()
+	}
+	setAttributes(ev, attrs)
+	return ev, nil
+}
+
+// setAttributes copies the attributes scripts read into ev.
+func setAttributes(ev *luaapi.BestPath, attrs []bgp.PathAttributeInterface) {
+	for _, a := range attrs {
+		switch a := a.(type) {
+		case *bgp.PathAttributeOrigin:
+			if int(a.Value) < len(origins) {
+				ev.Origin = origins[a.Value]
+			}
+		case *bgp.PathAttributeAsPath:
+			for _, seg := range a.Value {
+				ev.ASPath = append(ev.ASPath, seg.GetAS()...)
+			}
+		case *bgp.PathAttributeNextHop:
+			ev.Nexthop = a.Value.String()
+		case *bgp.PathAttributeMpReachNLRI:
+			if a.Nexthop != nil {
+				ev.Nexthop = a.Nexthop.String()
+			}
+		case *bgp.PathAttributeMultiExitDisc:
+			ev.MED, ev.HasMED = a.Value, true
+		case *bgp.PathAttributeLocalPref:
+			ev.LocalPref, ev.HasLocalPref = a.Value, true
+		case *bgp.PathAttributeCommunities:
+			ev.Communities = make([]string, len(a.Value))
+			for i, v := range a.Value {
+				ev.Communities[i] = fmt.Sprintf("%d:%d", v>>16, v&0xffff)
+			}
+		case *bgp.PathAttributeLargeCommunities:
+			ev.LargeCommunities = make([]string, len(a.Values))
+			for i, v := range a.Values {
+				ev.LargeCommunities[i] = v.String()
+			}
+		case *bgp.PathAttributeExtendedCommunities:
+			ev.ExtendedCommunities = make([]string, len(a.Value))
+			for i, v := range a.Value {
+				ev.ExtendedCommunities[i] = extCommunity(v)
+			}
+		}
+	}
+}
+
+// extCommunity renders an extended community with its kind, as in
+// "rt:65000:100" or "soo:65000:1"; other kinds in GoBGP's own words.
+func extCommunity(v bgp.ExtendedCommunityInterface) string {
+	_, sub := v.GetTypes()
+	switch sub {
+	case bgp.EC_SUBTYPE_ROUTE_TARGET:
+		return "rt:" + v.String()
+	case bgp.EC_SUBTYPE_ROUTE_ORIGIN:
+		return "soo:" + v.String()
+	}
+	return v.String()
+}
+
+// timeNow is time.Now, replaceable in tests.
+var timeNow = time.Now

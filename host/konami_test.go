@@ -1,0 +1,111 @@
+package host_test
+
+import (
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+)
+
+// step is one update the router sends for 10.0.0.0/8: a community to
+// announce it with, or "" to withdraw it.
+type step string
+
+const withdraw step = ""
+
+var konamiCode = []step{"65000:38", withdraw, "65000:38", "65000:40", withdraw, "65000:40",
+	"65000:37", "65000:39", "65000:37", "65000:39", "65000:66", "65000:65", withdraw}
+
+func installKonami(t *testing.T, dir string) {
+	t.Helper()
+	src, err := os.ReadFile("../scripts/konami.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "konami.lua"), src, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// send plays steps from r and waits until edbgpd's RIB shows each one, so
+// that every step is a best-path change of its own.
+func send(t *testing.T, dm daemonRIB, r *router, steps []step) {
+	t.Helper()
+	for _, s := range steps {
+		if s == withdraw {
+			r.withdraw("10.0.0.0/8")
+			waitFor(t, 5*time.Second, func() bool { _, ok := ribCommunities(dm, "10.0.0.0/8"); return !ok }, "withdrawal of 10.0.0.0/8")
+			continue
+		}
+		r.announce("10.0.0.0/8", string(s))
+		waitFor(t, 5*time.Second, func() bool {
+			c, ok := ribCommunities(dm, "10.0.0.0/8")
+			return ok && slices.Equal(c, []string{string(s)})
+		}, "10.0.0.0/8 with "+string(s))
+	}
+}
+
+// expectExactly waits for want to arrive and then checks that nothing else
+// does for a while: "default only" is about what does not arrive.
+func expectExactly(t *testing.T, r *router, want int) {
+	t.Helper()
+	waitFor(t, 15*time.Second, func() bool { return len(r.received()) >= want }, "routes to arrive")
+	settle := time.Now().Add(500 * time.Millisecond)
+	for time.Now().Before(settle) {
+		if got := r.received(); len(got) != want {
+			t.Fatalf("router %s has %d routes from edbgpd, want exactly %d", r.addr, len(got), want)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if want == 1 && !r.received()["0.0.0.0/0"] {
+		t.Fatalf("router %s did not get the default route: %v", r.addr, r.received())
+	}
+}
+
+func resetAndWait(t *testing.T, r *router) {
+	t.Helper()
+	r.reset()
+	waitFor(t, 5*time.Second, func() bool { return r.state() != "ESTABLISHED" }, "session to go down")
+	r.waitEstablished()
+}
+
+func TestKonamiEndToEnd(t *testing.T) {
+	const table = 1000
+	scripts := t.TempDir()
+	installKonami(t, scripts)
+	port := freePort(t)
+	d := startDaemon(t, edbgpdConfig(port, scripts, "127.0.0.2", "127.0.0.3"))
+	addTable(t, d, table)
+	r1 := startRouter(t, 65002, "127.0.0.2", port)
+	r2 := startRouter(t, 65003, "127.0.0.3", port)
+	r1.waitEstablished()
+	r2.waitEstablished()
+
+	// Before anything: default route only, for both.
+	expectExactly(t, r1, 1)
+	expectExactly(t, r2, 1)
+
+	wrongOrder := slices.Clone(konamiCode)
+	wrongOrder[6], wrongOrder[7] = wrongOrder[7], wrongOrder[6] // right before left
+	missing := slices.Concat(konamiCode[:2], konamiCode[3:])    // one "up" short
+
+	for _, tc := range []struct {
+		name   string
+		sender *router
+		steps  []step
+		want   int
+	}{
+		{"wrong order", r1, wrongOrder, 1},
+		{"missing step", r1, missing, 1},
+		{"code from another peer", r2, konamiCode, 1},
+		{"code", r1, konamiCode, table + 1},
+		{"plain reset after unlock", r1, nil, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			send(t, d, tc.sender, tc.steps)
+			resetAndWait(t, r1)
+			expectExactly(t, r1, tc.want)
+		})
+	}
+}

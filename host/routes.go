@@ -1,0 +1,154 @@
+package host
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strconv"
+	"strings"
+	"time"
+
+	api "github.com/osrg/gobgp/v3/api"
+	"github.com/osrg/gobgp/v3/pkg/apiutil"
+	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+	"github.com/osrg/gobgp/v3/pkg/server"
+)
+
+// ParseCommunity reads "65000:38" into its 32-bit form.
+func ParseCommunity(s string) (uint32, error) {
+	hi, lo, ok := strings.Cut(s, ":")
+	if !ok {
+		return 0, fmt.Errorf("community %q: want ASN:VALUE", s)
+	}
+	h, err1 := strconv.ParseUint(hi, 10, 16)
+	l, err2 := strconv.ParseUint(lo, 10, 16)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("community %q: want two numbers 0-65535", s)
+	}
+	return uint32(h)<<16 | uint32(l), nil
+}
+
+// path builds the GoBGP path for an originated route.
+func (r Route) path() (*api.Path, error) {
+	pfx, err := netip.ParsePrefix(r.Prefix)
+	if err != nil {
+		return nil, fmt.Errorf("prefix: %w", err)
+	}
+	pfx = pfx.Masked()
+	origin := uint8(bgp.BGP_ORIGIN_ATTR_TYPE_IGP)
+	switch r.Origin {
+	case "", "igp":
+	case "egp":
+		origin = bgp.BGP_ORIGIN_ATTR_TYPE_EGP
+	case "incomplete":
+		origin = bgp.BGP_ORIGIN_ATTR_TYPE_INCOMPLETE
+	default:
+		return nil, fmt.Errorf("origin %q: want igp, egp or incomplete", r.Origin)
+	}
+	attrs := []bgp.PathAttributeInterface{bgp.NewPathAttributeOrigin(origin)}
+	var nlri bgp.AddrPrefixInterface
+	if pfx.Addr().Is4() {
+		nh := r.Nexthop
+		if nh == "" {
+			nh = "0.0.0.0" // GoBGP puts its own address in
+		}
+		if a, err := netip.ParseAddr(nh); err != nil || !a.Is4() {
+			return nil, fmt.Errorf("nexthop %q: want an IPv4 address", r.Nexthop)
+		}
+		nlri = bgp.NewIPAddrPrefix(uint8(pfx.Bits()), pfx.Addr().String())
+		attrs = append(attrs, bgp.NewPathAttributeNextHop(nh))
+	} else {
+		nh := r.Nexthop
+		if nh == "" {
+			nh = "::"
+		}
+		if a, err := netip.ParseAddr(nh); err != nil || !a.Is6() {
+			return nil, fmt.Errorf("nexthop %q: want an IPv6 address", r.Nexthop)
+		}
+		nlri = bgp.NewIPv6AddrPrefix(uint8(pfx.Bits()), pfx.Addr().String())
+		attrs = append(attrs, bgp.NewPathAttributeMpReachNLRI(nh, []bgp.AddrPrefixInterface{nlri}))
+	}
+	if r.MED != nil {
+		attrs = append(attrs, bgp.NewPathAttributeMultiExitDisc(*r.MED))
+	}
+	if r.LocalPref != nil {
+		attrs = append(attrs, bgp.NewPathAttributeLocalPref(*r.LocalPref))
+	}
+	if len(r.Communities) > 0 {
+		cs := make([]uint32, len(r.Communities))
+		for i, s := range r.Communities {
+			if cs[i], err = ParseCommunity(s); err != nil {
+				return nil, err
+			}
+		}
+		attrs = append(attrs, bgp.NewPathAttributeCommunities(cs))
+	}
+	if len(r.LargeCommunities) > 0 {
+		ls := make([]*bgp.LargeCommunity, len(r.LargeCommunities))
+		for i, s := range r.LargeCommunities {
+			if ls[i], err = bgp.ParseLargeCommunity(s); err != nil {
+				return nil, fmt.Errorf("large community %q: %w", s, err)
+			}
+		}
+		attrs = append(attrs, bgp.NewPathAttributeLargeCommunities(ls))
+	}
+	return apiutil.NewPath(nlri, false, attrs, time.Now())
+}
+
+// originator keeps the routes of the config in the global RIB.
+type originator struct {
+	srv   *server.BgpServer
+	log   *slog.Logger
+	added map[string][]byte // route key -> path uuid
+}
+
+func newOriginator(srv *server.BgpServer, log *slog.Logger) *originator {
+	return &originator{srv: srv, log: log, added: make(map[string][]byte)}
+}
+
+func routeKey(r Route) string {
+	return fmt.Sprintf("%s|%s|%s|%v|%v|%v|%v", r.Prefix, r.Nexthop, r.Origin, r.Communities, r.LargeCommunities, deref(r.MED), deref(r.LocalPref))
+}
+
+func deref(p *uint32) any {
+	if p == nil {
+		return nil
+	}
+	return *p
+}
+
+// sync adds routes that are new and removes those no longer configured.
+func (o *originator) sync(routes []Route) error {
+	ctx := context.Background()
+	want := make(map[string]Route, len(routes))
+	for _, r := range routes {
+		want[routeKey(r)] = r
+	}
+	for k, r := range want {
+		if _, ok := o.added[k]; ok {
+			continue
+		}
+		p, err := r.path()
+		if err != nil {
+			return fmt.Errorf("route %s: %w", r.Prefix, err)
+		}
+		res, err := o.srv.AddPath(ctx, &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: p})
+		if err != nil {
+			return fmt.Errorf("route %s: %w", r.Prefix, err)
+		}
+		o.added[k] = res.Uuid
+		o.log.Info("originating route", "prefix", r.Prefix)
+	}
+	for k, id := range o.added {
+		if _, ok := want[k]; ok {
+			continue
+		}
+		if err := o.srv.DeletePath(ctx, &api.DeletePathRequest{TableType: api.TableType_GLOBAL, Uuid: id}); err != nil {
+			return err
+		}
+		delete(o.added, k)
+		o.log.Info("no longer originating route", "route", k)
+	}
+	return nil
+}

@@ -1,0 +1,319 @@
+package host
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"sync/atomic"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+	"github.com/yuin/gopher-lua/parse"
+
+	"github.com/edbgpd/edbgpd/luaapi"
+)
+
+// Limits bound what one script may cost.
+type Limits struct {
+	// CallTimeout cuts off one handler call (on_best_path, on_peer_state,
+	// on_unload). Keep it well under the BGP hold time.
+	CallTimeout time.Duration
+	// LoadTimeout bounds running the chunk and on_load.
+	LoadTimeout time.Duration
+}
+
+// DefaultLimits are used where the config says nothing.
+var DefaultLimits = Limits{CallTimeout: time.Second, LoadTimeout: 5 * time.Second}
+
+// ScriptStats are counters of one script, safe to read from any goroutine.
+type ScriptStats struct {
+	Delivered atomic.Uint64 // events handed to a handler
+	Errors    atomic.Uint64 // handler calls that raised an error
+	CutOffs   atomic.Uint64 // handler calls stopped by the deadline
+	Reloads   atomic.Uint64 // versions loaded
+	Failed    atomic.Uint64 // loads that failed (previous version kept)
+}
+
+// Script is one Lua file and the goroutine that owns its state. Every
+// touch of a *lua.LState happens on that goroutine: events, reloads and
+// stop are messages to it.
+type Script struct {
+	Name string // file name, e.g. "konami.lua"
+	Path string
+
+	log     *slog.Logger
+	actions luaapi.Actions
+	limits  Limits
+	queue   *eventQueue
+	ctl     chan control
+	done    chan struct{}
+	guard   callGuard
+	Stats   ScriptStats
+
+	cur *version // owned by the goroutine
+	// version is the hash of the running version, for status and tests.
+	version atomic.Value
+}
+
+type control struct {
+	stop   bool
+	result chan error
+}
+
+// version is one loaded revision of the file.
+type version struct {
+	L        *lua.LState
+	hash     string
+	ctx      context.Context
+	cancel   context.CancelFunc
+	onBest   *lua.LFunction
+	onPeer   *lua.LFunction
+	onUnload *lua.LFunction
+}
+
+// ErrUnchanged is returned by Reload when the file's content is the version
+// already running.
+var ErrUnchanged = errors.New("unchanged")
+
+func newScript(path, name string, actions luaapi.Actions, limits Limits, log *slog.Logger) *Script {
+	s := &Script{
+		Name:    name,
+		Path:    path,
+		log:     log.With("script", name),
+		actions: actions,
+		limits:  limits,
+		ctl:     make(chan control),
+		done:    make(chan struct{}),
+	}
+	s.queue = newEventQueue(s.log)
+	s.version.Store("")
+	go s.run()
+	go s.guard.watch(s.done)
+	return s
+}
+
+// Version is the short hash of the running version, "" if none loaded.
+func (s *Script) Version() string { return s.version.Load().(string) }
+
+// Queued is the number of events waiting for the script.
+func (s *Script) Queued() int { return s.queue.depth() }
+
+// Reload reads the file and, if it compiles and loads, replaces the running
+// version. On error the running version (if any) keeps running.
+func (s *Script) Reload() error {
+	c := control{result: make(chan error, 1)}
+	select {
+	case s.ctl <- c:
+		return <-c.result
+	case <-s.done:
+		return errors.New("script stopped")
+	}
+}
+
+// Stop runs on_unload, closes the state and ends the goroutine. Events
+// still queued are discarded (logged with their count).
+func (s *Script) Stop() {
+	c := control{stop: true, result: make(chan error, 1)}
+	select {
+	case s.ctl <- c:
+		<-c.result
+	case <-s.done:
+	}
+}
+
+func (s *Script) push(ev any) { s.queue.push(ev) }
+
+func (s *Script) run() {
+	defer close(s.done)
+	for {
+		// Control messages go first so a reload is not stuck behind a backlog.
+		select {
+		case c := <-s.ctl:
+			if s.control(c) {
+				return
+			}
+			continue
+		default:
+		}
+		select {
+		case c := <-s.ctl:
+			if s.control(c) {
+				return
+			}
+		case <-s.queue.ready:
+			batch := s.queue.take()
+			for i, ev := range batch {
+				s.deliver(ev)
+				if len(s.ctl) > 0 || i%256 == 255 {
+					select {
+					case c := <-s.ctl:
+						if s.control(c) {
+							return
+						}
+					default:
+					}
+				}
+			}
+			s.queue.caughtUp()
+		}
+	}
+}
+
+// control handles one message; it reports whether the goroutine must end.
+func (s *Script) control(c control) bool {
+	if c.stop {
+		if n := s.queue.depth(); n > 0 {
+			s.log.Warn("script stopped with events still queued", "discarded", n)
+		}
+		s.unload()
+		c.result <- nil
+		return true
+	}
+	c.result <- s.load()
+	return false
+}
+
+func (s *Script) load() error {
+	src, err := os.ReadFile(s.Path)
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(src)
+	hash := hex.EncodeToString(sum[:6])
+	if s.cur != nil && s.cur.hash == hash {
+		return ErrUnchanged
+	}
+	chunk, err := parse.Parse(bytes.NewReader(src), s.Path)
+	if err != nil {
+		return fmt.Errorf("syntax error: %w", err)
+	}
+	proto, err := lua.Compile(chunk, s.Path)
+	if err != nil {
+		return fmt.Errorf("compile error: %w", err)
+	}
+	log := s.log.With("version", hash)
+	v := &version{hash: hash, L: newSandbox(log)}
+	v.ctx, v.cancel = context.WithCancel(context.Background())
+	luaapi.NewModule(s.actions, log).Preload(v.L)
+	s.guard.attach(v)
+	ok := false
+	defer func() {
+		if !ok {
+			s.closeVersion(v)
+			s.guard.attach(s.cur)
+		}
+	}()
+	if err := s.guard.call(v, s.limits.LoadTimeout, v.L.NewFunctionFromProto(proto)); err != nil {
+		return err
+	}
+	if v.onBest, err = handler(v.L, "on_best_path"); err != nil {
+		return err
+	}
+	if v.onPeer, err = handler(v.L, "on_peer_state"); err != nil {
+		return err
+	}
+	if v.onUnload, err = handler(v.L, "on_unload"); err != nil {
+		return err
+	}
+	onLoad, err := handler(v.L, "on_load")
+	if err != nil {
+		return err
+	}
+	if onLoad != nil {
+		if err := s.guard.call(v, s.limits.LoadTimeout, onLoad); err != nil {
+			return fmt.Errorf("on_load: %w", err)
+		}
+	}
+	ok = true
+	old := s.cur
+	s.cur = v
+	if old != nil {
+		// The new version is live; the old one says goodbye last.
+		s.guard.attach(old)
+		s.callUnload(old)
+		s.closeVersion(old)
+		s.guard.attach(v)
+	}
+	s.version.Store(hash)
+	s.Stats.Reloads.Add(1)
+	log.Info("script loaded", "replaced", old != nil)
+	return nil
+}
+
+func (s *Script) unload() {
+	if s.cur == nil {
+		return
+	}
+	s.callUnload(s.cur)
+	s.closeVersion(s.cur)
+	s.cur = nil
+	s.version.Store("")
+	s.log.Info("script unloaded")
+}
+
+func (s *Script) callUnload(v *version) {
+	if v.onUnload == nil {
+		return
+	}
+	if err := s.guard.call(v, s.limits.CallTimeout, v.onUnload); err != nil {
+		s.log.Error("on_unload failed", "err", err)
+	}
+}
+
+func (s *Script) closeVersion(v *version) {
+	v.cancel()
+	v.L.Close()
+}
+
+// handler returns the global function name, nil if it is not defined, or
+// an error if it is defined as something else.
+func handler(L *lua.LState, name string) (*lua.LFunction, error) {
+	switch f := L.GetGlobal(name).(type) {
+	case *lua.LNilType:
+		return nil, nil
+	case *lua.LFunction:
+		return f, nil
+	default:
+		return nil, fmt.Errorf("%s is a %s, want a function", name, f.Type())
+	}
+}
+
+// deliver calls the handler for ev, if the running version has one.
+func (s *Script) deliver(ev any) {
+	v := s.cur
+	if v == nil {
+		return
+	}
+	var fn *lua.LFunction
+	var arg lua.LValue
+	name := "on_best_path"
+	switch e := ev.(type) {
+	case *luaapi.BestPath:
+		if fn = v.onBest; fn != nil {
+			arg = e.Table(v.L)
+		}
+	case *luaapi.PeerState:
+		name = "on_peer_state"
+		if fn = v.onPeer; fn != nil {
+			arg = e.Table(v.L)
+		}
+	}
+	if fn == nil {
+		return
+	}
+	s.Stats.Delivered.Add(1)
+	if err := s.guard.call(v, s.limits.CallTimeout, fn, arg); err != nil {
+		var cut *cutOffError
+		if errors.As(err, &cut) {
+			s.Stats.CutOffs.Add(1)
+		} else {
+			s.Stats.Errors.Add(1)
+		}
+		s.log.Error("handler failed", "handler", name, "err", err)
+	}
+}

@@ -1,0 +1,238 @@
+package host
+
+import (
+	"errors"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fsnotify/fsnotify"
+
+	"github.com/edbgpd/edbgpd/luaapi"
+)
+
+// DefaultDebounce is how long the folder must be quiet after a change to
+// a file before that file is (re)loaded: editors save in several steps.
+const DefaultDebounce = 20 * time.Millisecond
+
+// ScriptSet is the folder of scripts: it loads every *.lua file, reloads a
+// file when it is saved, unloads it when it goes, and fans events out to
+// the loaded scripts.
+type ScriptSet struct {
+	dir      string
+	actions  luaapi.Actions
+	limits   Limits
+	log      *slog.Logger
+	debounce time.Duration
+
+	syncMu  sync.Mutex // serialises sync of files
+	mu      sync.Mutex
+	scripts map[string]*Script
+	timers  map[string]*time.Timer
+	live    atomic.Pointer[[]*Script] // loaded scripts, read lock-free by Dispatch
+	watcher *fsnotify.Watcher
+	closed  bool
+}
+
+// NewScriptSet prepares the scripts of dir. Nothing is loaded until LoadAll.
+func NewScriptSet(dir string, actions luaapi.Actions, limits Limits, log *slog.Logger) *ScriptSet {
+	m := &ScriptSet{
+		dir:      dir,
+		actions:  actions,
+		limits:   limits,
+		log:      log,
+		debounce: DefaultDebounce,
+		scripts:  make(map[string]*Script),
+		timers:   make(map[string]*time.Timer),
+	}
+	m.live.Store(&[]*Script{})
+	return m
+}
+
+// isScript tells whether a file name in the folder is a script.
+func isScript(name string) bool {
+	return strings.HasSuffix(name, ".lua") && !strings.HasPrefix(name, ".")
+}
+
+// LoadAll loads every script in the folder, in name order, and returns when
+// each has run its on_load (or failed to load: that is logged).
+func (m *ScriptSet) LoadAll() error {
+	entries, err := os.ReadDir(m.dir)
+	if err != nil {
+		return err
+	}
+	for _, e := range entries {
+		if isScript(e.Name()) {
+			m.sync(e.Name())
+		}
+	}
+	return nil
+}
+
+// Watch starts reloading scripts on changes in the folder.
+func (m *ScriptSet) Watch() error {
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		return err
+	}
+	// Watch the folder, not the files: editors replace files on save.
+	if err := w.Add(m.dir); err != nil {
+		w.Close()
+		return err
+	}
+	m.mu.Lock()
+	m.watcher = w
+	m.mu.Unlock()
+	go m.watchLoop(w)
+	return nil
+}
+
+func (m *ScriptSet) watchLoop(w *fsnotify.Watcher) {
+	for {
+		select {
+		case ev, ok := <-w.Events:
+			if !ok {
+				return
+			}
+			name := filepath.Base(ev.Name)
+			if !isScript(name) || ev.Op == fsnotify.Chmod {
+				continue
+			}
+			m.schedule(name)
+		case err, ok := <-w.Errors:
+			if !ok {
+				return
+			}
+			m.log.Error("watching scripts folder", "dir", m.dir, "err", err)
+		}
+	}
+}
+
+// schedule syncs name once the folder has been quiet for the debounce time.
+func (m *ScriptSet) schedule(name string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return
+	}
+	if t, ok := m.timers[name]; ok {
+		t.Reset(m.debounce)
+		return
+	}
+	m.timers[name] = time.AfterFunc(m.debounce, func() {
+		m.mu.Lock()
+		delete(m.timers, name)
+		m.mu.Unlock()
+		m.sync(name)
+	})
+}
+
+// sync makes the running state of name match the file: load, reload, or
+// unload it.
+func (m *ScriptSet) sync(name string) {
+	m.syncMu.Lock()
+	defer m.syncMu.Unlock()
+	path := filepath.Join(m.dir, name)
+	fi, err := os.Stat(path) // follows symlinks, as deployed by config tools
+	m.mu.Lock()
+	if m.closed {
+		m.mu.Unlock()
+		return
+	}
+	s := m.scripts[name]
+	if err != nil || !fi.Mode().IsRegular() {
+		if s != nil {
+			delete(m.scripts, name)
+			m.publish()
+		}
+		m.mu.Unlock()
+		if s != nil {
+			s.Stop()
+		}
+		return
+	}
+	if s == nil {
+		s = newScript(path, name, m.actions, m.limits, m.log)
+		m.scripts[name] = s
+	}
+	m.mu.Unlock()
+
+	switch err := s.Reload(); {
+	case err == nil, errors.Is(err, ErrUnchanged):
+	default:
+		s.Stats.Failed.Add(1)
+		if s.Version() != "" {
+			m.log.Error("script not reloaded; keeping previous version", "script", name, "version", s.Version(), "err", err)
+		} else {
+			m.log.Error("script not loaded", "script", name, "err", err)
+		}
+	}
+	m.mu.Lock()
+	m.publish()
+	m.mu.Unlock()
+}
+
+// publish refreshes the list Dispatch reads. Caller holds mu.
+func (m *ScriptSet) publish() {
+	live := make([]*Script, 0, len(m.scripts))
+	for _, s := range m.scripts {
+		if s.Version() != "" {
+			live = append(live, s)
+		}
+	}
+	sort.Slice(live, func(i, j int) bool { return live[i].Name < live[j].Name })
+	m.live.Store(&live)
+}
+
+// Dispatch queues ev for every loaded script. It never blocks on a script.
+func (m *ScriptSet) Dispatch(ev any) {
+	for _, s := range *m.live.Load() {
+		s.push(ev)
+	}
+}
+
+// Scripts lists every known script (loaded or failed), by name.
+func (m *ScriptSet) Scripts() []*Script {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l := make([]*Script, 0, len(m.scripts))
+	for _, s := range m.scripts {
+		l = append(l, s)
+	}
+	sort.Slice(l, func(i, j int) bool { return l[i].Name < l[j].Name })
+	return l
+}
+
+// Script returns the script of that file name, or nil.
+func (m *ScriptSet) Script(name string) *Script {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.scripts[name]
+}
+
+// Close stops watching and unloads every script (on_unload runs).
+func (m *ScriptSet) Close() {
+	m.mu.Lock()
+	m.closed = true
+	for _, t := range m.timers {
+		t.Stop()
+	}
+	w := m.watcher
+	scripts := m.scripts
+	m.scripts = map[string]*Script{}
+	m.publish()
+	m.mu.Unlock()
+	if w != nil {
+		w.Close()
+	}
+	m.syncMu.Lock() // wait for a sync in flight
+	m.syncMu.Unlock()
+	for _, s := range scripts {
+		s.Stop()
+	}
+}

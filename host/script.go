@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -190,7 +191,7 @@ func (s *Script) load() error {
 	}
 	chunk, err := parse.Parse(bytes.NewReader(src), s.Path)
 	if err != nil {
-		return fmt.Errorf("syntax error: %w", err)
+		return fmt.Errorf("syntax error: %s", strings.TrimSpace(err.Error()))
 	}
 	proto, err := lua.Compile(chunk, s.Path)
 	if err != nil {

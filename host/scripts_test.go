@@ -1,0 +1,226 @@
+package host_test
+
+import (
+	"bytes"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/edbgpd/edbgpd/host"
+	"github.com/edbgpd/edbgpd/luaapi"
+)
+
+// recorder is a fake daemon: it records what scripts ask of it.
+type recorder struct {
+	mu    sync.Mutex
+	calls []string
+}
+
+func (r *recorder) SetExportPolicy(peer, policy string) error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, peer+" "+policy)
+	return nil
+}
+func (r *recorder) SetDefaultExportPolicy(policy string) error {
+	return r.SetExportPolicy("default", policy)
+}
+func (r *recorder) Peers() ([]luaapi.PeerStatus, error) { return nil, nil }
+
+func (r *recorder) has(call string) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, c := range r.calls {
+		if c == call {
+			return true
+		}
+	}
+	return false
+}
+
+// logBuffer collects log lines for assertions.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *logBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *logBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// handlerScript answers each best path with set_export_policy(tag, prefix).
+func handlerScript(tag string) string {
+	return `local bgp = require("bgp")
+function on_best_path(ev)
+  bgp.set_export_policy("` + tag + `", ev.prefix)
+end
+function on_unload()
+  bgp.set_export_policy("` + tag + `", "unloaded")
+end
+`
+}
+
+type scriptEnv struct {
+	t    *testing.T
+	dir  string
+	rec  *recorder
+	logs *logBuffer
+	set  *host.ScriptSet
+	n    int
+}
+
+func newScriptEnv(t *testing.T, limits host.Limits) *scriptEnv {
+	e := &scriptEnv{t: t, dir: t.TempDir(), rec: &recorder{}, logs: &logBuffer{}}
+	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	e.set = host.NewScriptSet(e.dir, e.rec, limits, log)
+	t.Cleanup(e.set.Close)
+	return e
+}
+
+func (e *scriptEnv) write(name, src string) {
+	e.t.Helper()
+	if err := os.WriteFile(filepath.Join(e.dir, name), []byte(src), 0o644); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// handledBy sends events until the script tagged tag answers one.
+func (e *scriptEnv) handledBy(tag string) {
+	e.t.Helper()
+	waitFor(e.t, 5*time.Second, func() bool {
+		e.n++
+		prefix := "10." + strconv.Itoa(e.n%256) + ".0.0/16"
+		e.set.Dispatch(&luaapi.BestPath{Prefix: prefix, Family: "ipv4-unicast"})
+		time.Sleep(5 * time.Millisecond)
+		return e.rec.has(tag + " " + prefix)
+	}, "an event handled by "+tag)
+}
+
+func TestReloadOnSave(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		save func(e *scriptEnv, name, src string)
+	}{
+		{"write in place", func(e *scriptEnv, name, src string) { e.write(name, src) }},
+		{"write temp and rename", func(e *scriptEnv, name, src string) {
+			e.write(".tmp-"+name+".swp", src)
+			if err := os.Rename(filepath.Join(e.dir, ".tmp-"+name+".swp"), filepath.Join(e.dir, name)); err != nil {
+				t.Fatal(err)
+			}
+		}},
+		{"delete and create", func(e *scriptEnv, name, src string) {
+			if err := os.Remove(filepath.Join(e.dir, name)); err != nil {
+				t.Fatal(err)
+			}
+			e.write(name, src)
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newScriptEnv(t, host.DefaultLimits)
+			e.write("a.lua", handlerScript("v1"))
+			if err := e.set.LoadAll(); err != nil {
+				t.Fatal(err)
+			}
+			if err := e.set.Watch(); err != nil {
+				t.Fatal(err)
+			}
+			e.handledBy("v1")
+			tc.save(e, "a.lua", handlerScript("v2"))
+			e.handledBy("v2")
+			waitFor(t, 2*time.Second, func() bool { return e.rec.has("v1 unloaded") }, "on_unload of v1")
+			// One save, one reload: the first load plus this one.
+			time.Sleep(100 * time.Millisecond)
+			if got := e.set.Script("a.lua").Stats.Reloads.Load(); got != 2 {
+				t.Errorf("loads = %d, want 2 (one per save)", got)
+			}
+		})
+	}
+}
+
+func TestNewAndRemovedScripts(t *testing.T) {
+	e := newScriptEnv(t, host.DefaultLimits)
+	if err := e.set.Watch(); err != nil {
+		t.Fatal(err)
+	}
+	e.write("new.lua", handlerScript("new"))
+	e.handledBy("new")
+	if err := os.Remove(filepath.Join(e.dir, "new.lua")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 2*time.Second, func() bool { return e.rec.has("new unloaded") && e.set.Script("new.lua") == nil }, "unload on remove")
+	e.write("notes.txt", "not a script")
+	time.Sleep(100 * time.Millisecond)
+	if len(e.set.Scripts()) != 0 {
+		t.Errorf("scripts = %v, want none", e.set.Scripts())
+	}
+}
+
+func TestBadVersionKeepsPrevious(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		src  string
+		want string // in the log: file and line
+	}{
+		{"syntax error", "function on_best_path(ev)\n  if then\nend\n", "a.lua line:2"},
+		{"runtime error in chunk", "local x = nil\nx.y = 1\n", "a.lua:2:"},
+		{"on_load error", "function on_load()\n  error('no thanks')\nend\n", "a.lua:2: no thanks"},
+		{"handler not a function", "on_best_path = 42\n", "on_best_path is a number"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newScriptEnv(t, host.DefaultLimits)
+			e.write("a.lua", handlerScript("good"))
+			e.set.LoadAll()
+			if err := e.set.Watch(); err != nil {
+				t.Fatal(err)
+			}
+			e.handledBy("good")
+			e.write("a.lua", tc.src)
+			s := e.set.Script("a.lua")
+			waitFor(t, 2*time.Second, func() bool { return s.Stats.Failed.Load() == 1 }, "the failed load")
+			if !strings.Contains(e.logs.String(), tc.want) || !strings.Contains(e.logs.String(), "keeping previous version") {
+				t.Errorf("log lacks %q and 'keeping previous version':\n%s", tc.want, e.logs.String())
+			}
+			e.handledBy("good")
+		})
+	}
+}
+
+func TestHandlerErrorsDoNotStopEvents(t *testing.T) {
+	e := newScriptEnv(t, host.Limits{CallTimeout: 100 * time.Millisecond, LoadTimeout: time.Second})
+	e.write("a.lua", `local bgp = require("bgp")
+function on_best_path(ev)
+  if ev.prefix == "192.0.2.0/24" then
+    error({code = 1}) -- not even a string
+  elseif ev.prefix == "198.51.100.0/24" then
+    while true do end
+  end
+  bgp.set_export_policy("ok", ev.prefix)
+end
+`)
+	if err := e.set.LoadAll(); err != nil {
+		t.Fatal(err)
+	}
+	s := e.set.Script("a.lua")
+	e.set.Dispatch(&luaapi.BestPath{Prefix: "192.0.2.0/24"})
+	e.set.Dispatch(&luaapi.BestPath{Prefix: "198.51.100.0/24"})
+	e.handledBy("ok")
+	if s.Stats.Errors.Load() != 1 || s.Stats.CutOffs.Load() != 1 {
+		t.Errorf("errors=%d cutoffs=%d, want 1 and 1", s.Stats.Errors.Load(), s.Stats.CutOffs.Load())
+	}
+	if logs := e.logs.String(); !strings.Contains(logs, "a.lua:6") || !strings.Contains(logs, "cut off after 100ms") {
+		t.Errorf("log does not name the looping line a.lua:6 and the cut-off:\n%s", logs)
+	}
+}

@@ -1,0 +1,80 @@
+package host_test
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	api "github.com/osrg/gobgp/v3/api"
+	"github.com/osrg/gobgp/v3/pkg/apiutil"
+	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+
+	"github.com/edbgpd/edbgpd/host"
+)
+
+// eventLogger writes one line per event with every field a script reads.
+const eventLogger = `local bgp = require("bgp")
+function on_best_path(ev)
+  if ev.prefix ~= "10.0.0.0/8" then return end
+  bgp.log("info", "BEST", ev.type, ev.prefix, ev.family, tostring(ev.withdrawal), ev.nexthop,
+    "[" .. ev.as_path_string .. "]", #ev.as_path, ev.as_path[1], ev.origin, ev.med, ev.local_pref,
+    table.concat(ev.communities, ","), table.concat(ev.large_communities, ","),
+    table.concat(ev.extended_communities, ","), ev.peer.address, ev.peer.asn, ev.peer.router_id,
+    ev.timestamp > 0)
+end
+function on_peer_state(ev)
+  bgp.log("info", "PEER", ev.type, ev.peer, ev.asn, tostring(ev.old_state), "->", ev.state, "reason=" .. tostring(ev.reason))
+end
+`
+
+func TestEventsCarryEveryField(t *testing.T) {
+	scripts := t.TempDir()
+	if err := os.WriteFile(filepath.Join(scripts, "events.lua"), []byte(eventLogger), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	port := freePort(t)
+	path := filepath.Join(t.TempDir(), "edbgpd.toml")
+	os.WriteFile(path, []byte(edbgpdConfig(port, scripts, "127.0.0.2")), 0o644)
+	logs := &logBuffer{}
+	d, err := host.Start(host.Settings{ConfigFile: path, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Stop)
+	r := startRouter(t, 65002, "127.0.0.2", port)
+	r.waitEstablished()
+
+	attrs := []bgp.PathAttributeInterface{
+		bgp.NewPathAttributeOrigin(bgp.BGP_ORIGIN_ATTR_TYPE_EGP),
+		bgp.NewPathAttributeNextHop("127.0.0.2"),
+		bgp.NewPathAttributeAsPath([]bgp.AsPathParamInterface{bgp.NewAs4PathParam(bgp.BGP_ASPATH_ATTR_TYPE_SEQ, []uint32{64512, 4200000000})}),
+		bgp.NewPathAttributeMultiExitDisc(42),
+		bgp.NewPathAttributeCommunities([]uint32{65000<<16 | 38, 65535<<16 | 666}),
+		bgp.NewPathAttributeLargeCommunities([]*bgp.LargeCommunity{{ASN: 4200000000, LocalData1: 1, LocalData2: 2}}),
+		bgp.NewPathAttributeExtendedCommunities([]bgp.ExtendedCommunityInterface{bgp.NewTwoOctetAsSpecificExtended(bgp.EC_SUBTYPE_ROUTE_TARGET, 65000, 100, true)}),
+	}
+	p, _ := apiutil.NewPath(bgp.NewIPAddrPrefix(8, "10.0.0.0"), false, attrs, time.Now())
+	if _, err := r.AddPath(context.Background(), &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: p}); err != nil {
+		t.Fatal(err)
+	}
+	// The router prepends its AS on eBGP; an eBGP path has no LOCAL_PREF.
+	wantBest := "BEST best_path 10.0.0.0/8 ipv4-unicast false 127.0.0.2 [65002 64512 4200000000] 3 65002 egp 42 nil " +
+		"65000:38,65535:666 4200000000:1:2 rt:65000:100 127.0.0.2 65002 127.0.0.2 true"
+	waitFor(t, 5*time.Second, func() bool { return strings.Contains(logs.String(), wantBest) }, "best path event:\n"+wantBest+"\nin:\n"+logs.String())
+
+	r.withdraw("10.0.0.0/8")
+	waitFor(t, 5*time.Second, func() bool { return strings.Contains(logs.String(), "BEST best_path 10.0.0.0/8 ipv4-unicast true") }, "withdrawal event")
+
+	r.reset()
+	wantDown := `PEER peer_state 127.0.0.2 65002 established -> idle reason=notification-received code 6(cease) subcode 4(administrative reset)`
+	waitFor(t, 5*time.Second, func() bool { return strings.Contains(logs.String(), wantDown) }, "peer down event:\n"+wantDown+"\nin:\n"+logs.String())
+	for _, want := range []string{"PEER peer_state 127.0.0.2 65002 openconfirm -> established reason=nil", "-> active"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("no %q in\n%s", want, logs.String())
+		}
+	}
+}

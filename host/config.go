@@ -92,7 +92,12 @@ func LoadConfig(path, typ string) (*Config, error) {
 				row, col := de.Position()
 				err = fmt.Errorf("line %d column %d: %s", row, col, de.Error())
 			} else if errors.As(err, &sm) {
-				err = errors.New(strings.ReplaceAll(sm.String(), "\n", " "))
+				var msgs []string
+				for _, e := range sm.Errors {
+					row, _ := e.Position()
+					msgs = append(msgs, fmt.Sprintf("line %d: unknown key %q", row, strings.Join(e.Key(), ".")))
+				}
+				err = errors.New(strings.Join(msgs, "; "))
 			}
 		case "yaml", "yml":
 			d := yaml.NewDecoder(bytes.NewReader(ownPart))

@@ -1,0 +1,62 @@
+package host_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edbgpd/edbgpd/host"
+)
+
+func TestLoadConfig(t *testing.T) {
+	for _, tc := range []struct {
+		file      string
+		neighbors int
+		scripts   string
+		routes    int
+		timeout   time.Duration
+	}{
+		{"gobgpd.toml", 1, "", 0, time.Second},
+		{"gobgpd.yaml", 1, "/etc/edbgpd/scripts", 1, 250 * time.Millisecond},
+		{"edbgpd.toml", 1, "/etc/edbgpd/scripts", 2, 250 * time.Millisecond},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			c, err := host.LoadConfig("testdata/"+tc.file, "toml")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(c.BGP.Neighbors) != tc.neighbors || c.BGP.Global.Config.As != 64512 {
+				t.Errorf("neighbors=%d as=%d", len(c.BGP.Neighbors), c.BGP.Global.Config.As)
+			}
+			if c.Options.Scripts != tc.scripts || len(c.Options.Routes) != tc.routes || c.Options.Limits().CallTimeout != tc.timeout {
+				t.Errorf("options = %+v", c.Options)
+			}
+		})
+	}
+}
+
+func TestLoadConfigErrors(t *testing.T) {
+	for _, tc := range []struct {
+		file string
+		want []string // all in the error
+	}{
+		{"missing.toml", []string{"testdata/missing.toml", "no such file"}},
+		{"broken-syntax.toml", []string{"testdata/broken-syntax.toml"}},
+		{"broken-unknown-key.toml", []string{"testdata/broken-unknown-key.toml", "colour"}},
+		{"broken-edbgpd-key.toml", []string{"testdata/broken-edbgpd-key.toml", "[edbgpd]", "line 6", "edbgpd.script"}},
+		{"broken-route.toml", []string{"testdata/broken-route.toml", "10.0.0.0/33"}},
+		{"broken-neighbor.toml", []string{"testdata/broken-neighbor.toml"}},
+	} {
+		t.Run(tc.file, func(t *testing.T) {
+			_, err := host.LoadConfig("testdata/"+tc.file, "toml")
+			if err == nil {
+				t.Fatal("no error")
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("error %q does not say %q", err, w)
+				}
+			}
+		})
+	}
+}

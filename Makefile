@@ -15,7 +15,7 @@ vet:
 # All tests, vet included. The end-to-end tests open BGP sessions on
 # 127.0.0.x and take about a minute.
 test: vet
-	$(GO) test -count=1 -timeout 15m ./...
+	$(GO) test -race -count=1 -timeout 15m ./...
 
 # The Konami demo on one machine: edbgpd and an embedded router peer.
 demo:

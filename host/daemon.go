@@ -95,11 +95,13 @@ func Start(s Settings) (*Daemon, error) {
 	if err != nil {
 		return fail(err)
 	}
+	if dir := cfg.Options.Scripts; dir != "" {
+		d.Scripts = NewScriptSet(dir, d, cfg.Options.Limits(), s.Logger)
+	}
 	if err := d.watch(); err != nil {
 		return fail(err)
 	}
-	if dir := cfg.Options.Scripts; dir != "" {
-		d.Scripts = NewScriptSet(dir, d, cfg.Options.Limits(), s.Logger)
+	if d.Scripts != nil {
 		if err := d.Scripts.LoadAll(); err != nil {
 			return fail(fmt.Errorf("scripts folder: %w", err))
 		}

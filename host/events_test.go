@@ -14,6 +14,7 @@ import (
 	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
 
 	"github.com/edbgpd/edbgpd/host"
+	"github.com/edbgpd/edbgpd/internal/bgptest"
 )
 
 // eventLogger writes one line per event with every field a script reads.
@@ -45,8 +46,13 @@ func TestEventsCarryEveryField(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(d.Stop)
-	r := startRouter(t, 65002, "127.0.0.2", port)
-	r.waitEstablished()
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Log(logs.String())
+		}
+	})
+	r := bgptest.StartRouter(t, 65002, "127.0.0.2", port, bgptest.Quiet{})
+	r.WaitEstablished()
 
 	attrs := []bgp.PathAttributeInterface{
 		bgp.NewPathAttributeOrigin(bgp.BGP_ORIGIN_ATTR_TYPE_EGP),
@@ -64,14 +70,14 @@ func TestEventsCarryEveryField(t *testing.T) {
 	// The router prepends its AS on eBGP; an eBGP path has no LOCAL_PREF.
 	wantBest := "BEST best_path 10.0.0.0/8 ipv4-unicast false 127.0.0.2 [65002 64512 4200000000] 3 65002 egp 42 nil " +
 		"65000:38,65535:666 4200000000:1:2 rt:65000:100 127.0.0.2 65002 127.0.0.2 true"
-	waitFor(t, 5*time.Second, func() bool { return strings.Contains(logs.String(), wantBest) }, "best path event:\n"+wantBest+"\nin:\n"+logs.String())
+	bgptest.WaitFor(t, 5*time.Second, func() bool { return strings.Contains(logs.String(), wantBest) }, "best path event:\n"+wantBest)
 
-	r.withdraw("10.0.0.0/8")
-	waitFor(t, 5*time.Second, func() bool { return strings.Contains(logs.String(), "BEST best_path 10.0.0.0/8 ipv4-unicast true") }, "withdrawal event")
+	r.Withdraw("10.0.0.0/8")
+	bgptest.WaitFor(t, 5*time.Second, func() bool { return strings.Contains(logs.String(), "BEST best_path 10.0.0.0/8 ipv4-unicast true") }, "withdrawal event")
 
-	r.reset()
+	r.Reset()
 	wantDown := `PEER peer_state 127.0.0.2 65002 established -> idle reason=notification-received code 6(cease) subcode 4(administrative reset)`
-	waitFor(t, 5*time.Second, func() bool { return strings.Contains(logs.String(), wantDown) }, "peer down event:\n"+wantDown+"\nin:\n"+logs.String())
+	bgptest.WaitFor(t, 5*time.Second, func() bool { return strings.Contains(logs.String(), wantDown) }, "peer down event:\n"+wantDown)
 	for _, want := range []string{"PEER peer_state 127.0.0.2 65002 openconfirm -> established reason=nil", "-> active"} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("no %q in\n%s", want, logs.String())

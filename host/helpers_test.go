@@ -9,14 +9,13 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
-	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
 	"github.com/osrg/gobgp/v3/pkg/apiutil"
 	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
-	"github.com/osrg/gobgp/v3/pkg/server"
 
 	"github.com/edbgpd/edbgpd/host"
+	"github.com/edbgpd/edbgpd/internal/bgptest"
 )
 
 // testLogger logs to the test output when -v, else nowhere.
@@ -83,109 +82,13 @@ func startDaemon(t *testing.T, config string) *host.Daemon {
 	return d
 }
 
-// router is a second GoBGP in the test process: the peer operators have.
-type router struct {
-	*server.BgpServer
-	addr string
-	t    *testing.T
-}
-
-func startRouter(t *testing.T, asn uint32, addr string, edbgpdPort int) *router {
-	t.Helper()
-	s := server.NewBgpServer(server.LoggerOption(quietLogger{}))
-	go s.Serve()
-	ctx := context.Background()
-	if err := s.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{Asn: asn, RouterId: addr, ListenPort: -1}}); err != nil {
-		t.Fatal(err)
-	}
-	err := s.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{
-		Conf:      &api.PeerConf{NeighborAddress: "127.0.0.1", PeerAsn: 65001},
-		Transport: &api.Transport{LocalAddress: addr, RemotePort: uint32(edbgpdPort)},
-		Timers:    &api.Timers{Config: &api.TimersConfig{ConnectRetry: 1, IdleHoldTimeAfterReset: 1, HoldTime: 30, KeepaliveInterval: 10}},
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(s.Stop)
-	return &router{BgpServer: s, addr: addr, t: t}
-}
-
-func (r *router) state() string {
-	st := ""
-	r.ListPeer(context.Background(), &api.ListPeerRequest{Address: "127.0.0.1"}, func(p *api.Peer) {
-		st = p.GetState().GetSessionState().String()
-	})
-	return st
-}
-
-func (r *router) waitEstablished() {
-	r.t.Helper()
-	waitFor(r.t, 20*time.Second, func() bool { return r.state() == "ESTABLISHED" }, r.addr+" established")
-}
-
-// received lists the IPv4 prefixes the router has from edbgpd.
-func (r *router) received() map[string]bool {
-	got := map[string]bool{}
-	r.ListPath(context.Background(), &api.ListPathRequest{
-		TableType: api.TableType_ADJ_IN, Name: "127.0.0.1",
-		Family: &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST},
-	}, func(d *api.Destination) { got[d.Prefix] = true })
-	return got
-}
-
-// announce sends 10.0.0.0/8 (or any prefix) with communities.
-func (r *router) announce(prefix string, communities ...string) {
-	r.t.Helper()
-	if _, err := r.AddPath(context.Background(), &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: testPath(r.t, prefix, r.addr, communities, false)}); err != nil {
-		r.t.Fatal(err)
-	}
-}
-
-func (r *router) withdraw(prefix string) {
-	r.t.Helper()
-	if err := r.DeletePath(context.Background(), &api.DeletePathRequest{TableType: api.TableType_GLOBAL, Path: testPath(r.t, prefix, r.addr, nil, true)}); err != nil {
-		r.t.Fatal(err)
-	}
-}
-
-func (r *router) reset() {
-	r.t.Helper()
-	if err := r.ResetPeer(context.Background(), &api.ResetPeerRequest{Address: "127.0.0.1", Communication: "konami"}); err != nil {
-		r.t.Fatal(err)
-	}
-}
-
-func testPath(t *testing.T, prefix, nexthop string, communities []string, withdraw bool) *api.Path {
-	t.Helper()
-	_, n, err := net.ParseCIDR(prefix)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ones, _ := n.Mask.Size()
-	attrs := []bgp.PathAttributeInterface{bgp.NewPathAttributeOrigin(0), bgp.NewPathAttributeNextHop(nexthop)}
-	if len(communities) > 0 {
-		cs := make([]uint32, len(communities))
-		for i, c := range communities {
-			if cs[i], err = host.ParseCommunity(c); err != nil {
-				t.Fatal(err)
-			}
-		}
-		attrs = append(attrs, bgp.NewPathAttributeCommunities(cs))
-	}
-	p, err := apiutil.NewPath(bgp.NewIPAddrPrefix(uint8(ones), n.IP.String()), withdraw, attrs, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return p
-}
-
 // addTable puts n /24 prefixes into edbgpd's own RIB, as
 // `gobgp global rib add` would.
 func addTable(t *testing.T, d *host.Daemon, n int) {
 	t.Helper()
 	for i := 0; i < n; i++ {
 		prefix := fmt.Sprintf("172.%d.%d.0/24", 16+i/256, i%256)
-		if _, err := d.Server.AddPath(context.Background(), &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: testPath(t, prefix, "127.0.0.1", nil, false)}); err != nil {
+		if _, err := d.Server.AddPath(context.Background(), &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: bgptest.Path(t, prefix, "127.0.0.1", nil, false)}); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -216,17 +119,6 @@ func ribCommunities(d daemonRIB, prefix string) ([]string, bool) {
 		}
 	})
 	return comms, found
-}
-
-func waitFor(t *testing.T, timeout time.Duration, cond func() bool, what string) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 type daemonRIB = *host.Daemon

@@ -6,6 +6,8 @@ import (
 	"slices"
 	"testing"
 	"time"
+
+	"github.com/edbgpd/edbgpd/internal/bgptest"
 )
 
 // step is one update the router sends for 10.0.0.0/8: a community to
@@ -30,16 +32,16 @@ func installKonami(t *testing.T, dir string) {
 
 // send plays steps from r and waits until edbgpd's RIB shows each one, so
 // that every step is a best-path change of its own.
-func send(t *testing.T, dm daemonRIB, r *router, steps []step) {
+func send(t *testing.T, dm daemonRIB, r *bgptest.Router, steps []step) {
 	t.Helper()
 	for _, s := range steps {
 		if s == withdraw {
-			r.withdraw("10.0.0.0/8")
-			waitFor(t, 5*time.Second, func() bool { _, ok := ribCommunities(dm, "10.0.0.0/8"); return !ok }, "withdrawal of 10.0.0.0/8")
+			r.Withdraw("10.0.0.0/8")
+			bgptest.WaitFor(t, 5*time.Second, func() bool { _, ok := ribCommunities(dm, "10.0.0.0/8"); return !ok }, "withdrawal of 10.0.0.0/8")
 			continue
 		}
-		r.announce("10.0.0.0/8", string(s))
-		waitFor(t, 5*time.Second, func() bool {
+		r.Announce("10.0.0.0/8", string(s))
+		bgptest.WaitFor(t, 5*time.Second, func() bool {
 			c, ok := ribCommunities(dm, "10.0.0.0/8")
 			return ok && slices.Equal(c, []string{string(s)})
 		}, "10.0.0.0/8 with "+string(s))
@@ -48,26 +50,26 @@ func send(t *testing.T, dm daemonRIB, r *router, steps []step) {
 
 // expectExactly waits for want to arrive and then checks that nothing else
 // does for a while: "default only" is about what does not arrive.
-func expectExactly(t *testing.T, r *router, want int) {
+func expectExactly(t *testing.T, r *bgptest.Router, want int) {
 	t.Helper()
-	waitFor(t, 15*time.Second, func() bool { return len(r.received()) >= want }, "routes to arrive")
+	bgptest.WaitFor(t, 15*time.Second, func() bool { return len(r.Received()) >= want }, "routes to arrive")
 	settle := time.Now().Add(500 * time.Millisecond)
 	for time.Now().Before(settle) {
-		if got := r.received(); len(got) != want {
-			t.Fatalf("router %s has %d routes from edbgpd, want exactly %d", r.addr, len(got), want)
+		if got := r.Received(); len(got) != want {
+			t.Fatalf("router %s has %d routes from edbgpd, want exactly %d", r.Addr, len(got), want)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if want == 1 && !r.received()["0.0.0.0/0"] {
-		t.Fatalf("router %s did not get the default route: %v", r.addr, r.received())
+	if want == 1 && !r.Received()["0.0.0.0/0"] {
+		t.Fatalf("router %s did not get the default route: %v", r.Addr, r.Received())
 	}
 }
 
-func resetAndWait(t *testing.T, r *router) {
+func resetAndWait(t *testing.T, r *bgptest.Router) {
 	t.Helper()
-	r.reset()
-	waitFor(t, 5*time.Second, func() bool { return r.state() != "ESTABLISHED" }, "session to go down")
-	r.waitEstablished()
+	r.Reset()
+	bgptest.WaitFor(t, 5*time.Second, func() bool { return r.State() != "ESTABLISHED" }, "session to go down")
+	r.WaitEstablished()
 }
 
 func TestKonamiEndToEnd(t *testing.T) {
@@ -77,10 +79,10 @@ func TestKonamiEndToEnd(t *testing.T) {
 	port := freePort(t)
 	d := startDaemon(t, edbgpdConfig(port, scripts, "127.0.0.2", "127.0.0.3"))
 	addTable(t, d, table)
-	r1 := startRouter(t, 65002, "127.0.0.2", port)
-	r2 := startRouter(t, 65003, "127.0.0.3", port)
-	r1.waitEstablished()
-	r2.waitEstablished()
+	r1 := bgptest.StartRouter(t, 65002, "127.0.0.2", port, bgptest.Quiet{})
+	r2 := bgptest.StartRouter(t, 65003, "127.0.0.3", port, bgptest.Quiet{})
+	r1.WaitEstablished()
+	r2.WaitEstablished()
 
 	// Before anything: default route only, for both.
 	expectExactly(t, r1, 1)
@@ -92,7 +94,7 @@ func TestKonamiEndToEnd(t *testing.T) {
 
 	for _, tc := range []struct {
 		name   string
-		sender *router
+		sender *bgptest.Router
 		steps  []step
 		want   int
 	}{

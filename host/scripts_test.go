@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/edbgpd/edbgpd/host"
+	"github.com/edbgpd/edbgpd/internal/bgptest"
 	"github.com/edbgpd/edbgpd/luaapi"
 )
 
@@ -100,7 +101,7 @@ func (e *scriptEnv) write(name, src string) {
 // handledBy sends events until the script tagged tag answers one.
 func (e *scriptEnv) handledBy(tag string) {
 	e.t.Helper()
-	waitFor(e.t, 5*time.Second, func() bool {
+	bgptest.WaitFor(e.t, 5*time.Second, func() bool {
 		e.n++
 		prefix := "10." + strconv.Itoa(e.n%256) + ".0.0/16"
 		e.set.Dispatch(&luaapi.BestPath{Prefix: prefix, Family: "ipv4-unicast"})
@@ -140,7 +141,7 @@ func TestReloadOnSave(t *testing.T) {
 			e.handledBy("v1")
 			tc.save(e, "a.lua", handlerScript("v2"))
 			e.handledBy("v2")
-			waitFor(t, 2*time.Second, func() bool { return e.rec.has("v1 unloaded") }, "on_unload of v1")
+			bgptest.WaitFor(t, 2*time.Second, func() bool { return e.rec.has("v1 unloaded") }, "on_unload of v1")
 			// One save, one reload: the first load plus this one.
 			time.Sleep(100 * time.Millisecond)
 			if got := e.set.Script("a.lua").Stats.Reloads.Load(); got != 2 {
@@ -160,7 +161,7 @@ func TestNewAndRemovedScripts(t *testing.T) {
 	if err := os.Remove(filepath.Join(e.dir, "new.lua")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 2*time.Second, func() bool { return e.rec.has("new unloaded") && e.set.Script("new.lua") == nil }, "unload on remove")
+	bgptest.WaitFor(t, 2*time.Second, func() bool { return e.rec.has("new unloaded") && e.set.Script("new.lua") == nil }, "unload on remove")
 	e.write("notes.txt", "not a script")
 	time.Sleep(100 * time.Millisecond)
 	if len(e.set.Scripts()) != 0 {
@@ -189,7 +190,7 @@ func TestBadVersionKeepsPrevious(t *testing.T) {
 			e.handledBy("good")
 			e.write("a.lua", tc.src)
 			s := e.set.Script("a.lua")
-			waitFor(t, 2*time.Second, func() bool { return s.Stats.Failed.Load() == 1 }, "the failed load")
+			bgptest.WaitFor(t, 2*time.Second, func() bool { return s.Stats.Failed.Load() == 1 }, "the failed load")
 			if !strings.Contains(e.logs.String(), tc.want) || !strings.Contains(e.logs.String(), "keeping previous version") {
 				t.Errorf("log lacks %q and 'keeping previous version':\n%s", tc.want, e.logs.String())
 			}

@@ -1,0 +1,152 @@
+// Package bgptest has the peers edbgpd's tests talk to: GoBGP servers in
+// the test process, on 127.0.0.x addresses.
+package bgptest
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"testing"
+	"time"
+
+	api "github.com/osrg/gobgp/v3/api"
+	"github.com/osrg/gobgp/v3/pkg/apiutil"
+	gobgplog "github.com/osrg/gobgp/v3/pkg/log"
+	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+	"github.com/osrg/gobgp/v3/pkg/server"
+)
+
+// router is a second GoBGP in the test process: the peer operators have.
+type Router struct {
+	*server.BgpServer
+	Addr string
+	t    *testing.T
+}
+
+// StartRouter runs a router with AS asn on addr that connects to edbgpd
+// (AS 65001) at 127.0.0.1:edbgpdPort. It stops when the test ends.
+func StartRouter(t *testing.T, asn uint32, addr string, edbgpdPort int, logger gobgplog.Logger) *Router {
+	t.Helper()
+	s := server.NewBgpServer(server.LoggerOption(logger))
+	go s.Serve()
+	ctx := context.Background()
+	if err := s.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{Asn: asn, RouterId: addr, ListenPort: -1}}); err != nil {
+		t.Fatal(err)
+	}
+	err := s.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{
+		Conf:      &api.PeerConf{NeighborAddress: "127.0.0.1", PeerAsn: 65001},
+		Transport: &api.Transport{LocalAddress: addr, RemotePort: uint32(edbgpdPort)},
+		Timers:    &api.Timers{Config: &api.TimersConfig{ConnectRetry: 1, IdleHoldTimeAfterReset: 1, HoldTime: 30, KeepaliveInterval: 10}},
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	return &Router{BgpServer: s, Addr: addr, t: t}
+}
+
+// State is the session state towards edbgpd, in GoBGP API words.
+func (r *Router) State() string {
+	st := ""
+	r.ListPeer(context.Background(), &api.ListPeerRequest{Address: "127.0.0.1"}, func(p *api.Peer) {
+		st = p.GetState().GetSessionState().String()
+	})
+	return st
+}
+
+// WaitEstablished waits up to 20 s for the session.
+func (r *Router) WaitEstablished() {
+	r.t.Helper()
+	WaitFor(r.t, 20*time.Second, func() bool { return r.State() == "ESTABLISHED" }, r.Addr+" established")
+}
+
+// Received lists the IPv4 prefixes the router has from edbgpd.
+func (r *Router) Received() map[string]bool {
+	got := map[string]bool{}
+	r.ListPath(context.Background(), &api.ListPathRequest{
+		TableType: api.TableType_ADJ_IN, Name: "127.0.0.1",
+		Family: &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST},
+	}, func(d *api.Destination) { got[d.Prefix] = true })
+	return got
+}
+
+// Announce sends 10.0.0.0/8 (or any prefix) with communities.
+func (r *Router) Announce(prefix string, communities ...string) {
+	r.t.Helper()
+	if _, err := r.AddPath(context.Background(), &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: Path(r.t, prefix, r.Addr, communities, false)}); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// Withdraw withdraws prefix.
+func (r *Router) Withdraw(prefix string) {
+	r.t.Helper()
+	if err := r.DeletePath(context.Background(), &api.DeletePathRequest{TableType: api.TableType_GLOBAL, Path: Path(r.t, prefix, r.Addr, nil, true)}); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// Reset hard-resets the session (Cease, administrative reset).
+func (r *Router) Reset() {
+	r.t.Helper()
+	if err := r.ResetPeer(context.Background(), &api.ResetPeerRequest{Address: "127.0.0.1", Communication: "konami"}); err != nil {
+		r.t.Fatal(err)
+	}
+}
+
+// Path builds an IPv4 unicast path.
+func Path(t *testing.T, prefix, nexthop string, communities []string, withdraw bool) *api.Path {
+	t.Helper()
+	_, n, err := net.ParseCIDR(prefix)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ones, _ := n.Mask.Size()
+	attrs := []bgp.PathAttributeInterface{bgp.NewPathAttributeOrigin(0), bgp.NewPathAttributeNextHop(nexthop)}
+	if len(communities) > 0 {
+		cs := make([]uint32, len(communities))
+		for i, c := range communities {
+			if cs[i], err = parseCommunity(c); err != nil {
+				t.Fatal(err)
+			}
+		}
+		attrs = append(attrs, bgp.NewPathAttributeCommunities(cs))
+	}
+	p, err := apiutil.NewPath(bgp.NewIPAddrPrefix(uint8(ones), n.IP.String()), withdraw, attrs, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
+}
+
+// WaitFor polls cond every 20 ms until it holds or timeout passes.
+func WaitFor(t *testing.T, timeout time.Duration, cond func() bool, what string) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func parseCommunity(s string) (uint32, error) {
+	var hi, lo uint32
+	if _, err := fmt.Sscanf(s, "%d:%d", &hi, &lo); err != nil {
+		return 0, err
+	}
+	return hi<<16 | lo, nil
+}
+
+// Quiet is a GoBGP logger that says nothing.
+type Quiet struct{}
+
+func (Quiet) Panic(msg string, _ gobgplog.Fields) { panic(msg) }
+func (Quiet) Fatal(msg string, _ gobgplog.Fields) { panic(msg) }
+func (Quiet) Error(string, gobgplog.Fields)       {}
+func (Quiet) Warn(string, gobgplog.Fields)        {}
+func (Quiet) Info(string, gobgplog.Fields)        {}
+func (Quiet) Debug(string, gobgplog.Fields)       {}
+func (Quiet) SetLevel(gobgplog.LogLevel)          {}
+func (Quiet) GetLevel() gobgplog.LogLevel         { return gobgplog.ErrorLevel }

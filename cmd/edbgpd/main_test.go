@@ -1,0 +1,206 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	api "github.com/osrg/gobgp/v3/api"
+	gobgplog "github.com/osrg/gobgp/v3/pkg/log"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/edbgpd/edbgpd/internal/bgptest"
+)
+
+var binary string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "edbgpd-bin")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "edbgpd")
+	if out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput(); err != nil {
+		panic(string(out))
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// syncBuffer is a bytes.Buffer safe for the process's writes and our reads.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func TestBadConfigAtStart(t *testing.T) {
+	for _, tc := range []struct {
+		name, config, want string
+	}{
+		{"toml syntax", "[global.config]\n as = \n", "edbgpd.toml"},
+		{"unknown key", "[global.config]\n  as = 1\n  router-id = \"192.0.2.1\"\n  colour = 3\n", "colour"},
+		{"no router id", "[global.config]\n  as = 1\n", "router-id"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "edbgpd.toml")
+			os.WriteFile(path, []byte(tc.config), 0o644)
+			out, err := exec.Command(binary, "-f", path, "--api-hosts", "").CombinedOutput()
+			ee, ok := err.(*exec.ExitError)
+			if !ok || ee.ExitCode() != 1 {
+				t.Fatalf("exit: %v, want code 1; output:\n%s", err, out)
+			}
+			if !strings.Contains(string(out), path) || !strings.Contains(string(out), tc.want) {
+				t.Errorf("output does not name %s and %q:\n%s", path, tc.want, out)
+			}
+		})
+	}
+}
+
+// noteLogger records the NOTIFICATIONs a test router receives.
+type noteLogger struct {
+	bgptest.Quiet
+	mu    sync.Mutex
+	notes []string
+}
+
+func (l *noteLogger) Warn(msg string, f gobgplog.Fields) {
+	if msg == "received notification" {
+		l.mu.Lock()
+		l.notes = append(l.notes, fmt.Sprintf("%v/%v", f["Code"], f["Subcode"]))
+		l.mu.Unlock()
+	}
+}
+
+func (l *noteLogger) received(note string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, n := range l.notes {
+		if n == note {
+			return true
+		}
+	}
+	return false
+}
+
+func TestDaemonSignalsAndAPI(t *testing.T) {
+	bgpPort, apiPort := freePort(t), freePort(t)
+	dir := t.TempDir()
+	scripts := filepath.Join(dir, "scripts")
+	os.Mkdir(scripts, 0o755)
+	good := fmt.Sprintf(`[global.config]
+  as = 65001
+  router-id = "127.0.0.1"
+  port = %d
+  local-address-list = ["127.0.0.1"]
+[[neighbors]]
+  [neighbors.config]
+    neighbor-address = "127.0.0.2"
+    peer-as = 65002
+  [neighbors.transport.config]
+    passive-mode = true
+[edbgpd]
+  scripts = %q
+  [[edbgpd.routes]]
+    prefix = "0.0.0.0/0"
+`, bgpPort, scripts)
+	path := filepath.Join(dir, "edbgpd.toml")
+	os.WriteFile(path, []byte(good), 0o644)
+	var logs syncBuffer
+	cmd := exec.Command(binary, "-f", path, "--api-hosts", fmt.Sprintf("127.0.0.1:%d", apiPort))
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- cmd.Wait() }()
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		if t.Failed() {
+			t.Log(logs.String())
+		}
+	})
+
+	notes := &noteLogger{}
+	r := bgptest.StartRouter(t, 65002, "127.0.0.2", bgpPort, notes)
+	r.WaitEstablished()
+	bgptest.WaitFor(t, 10*time.Second, func() bool { return r.Received()["0.0.0.0/0"] }, "the originated default route")
+
+	// GoBGP's gRPC API, as the gobgp CLI uses it.
+	conn, err := grpc.Dial(fmt.Sprintf("127.0.0.1:%d", apiPort), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	client := api.NewGobgpApiClient(conn)
+	stream, err := client.ListPeer(context.Background(), &api.ListPeerRequest{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := stream.Recv()
+	if err != nil || res.Peer.State.SessionState != api.PeerState_ESTABLISHED {
+		t.Fatalf("ListPeer over gRPC: %v %v", res, err)
+	}
+
+	// SIGHUP with a broken file: logged, still running, session untouched.
+	os.WriteFile(path, []byte("[global.config]\n as = \n"), 0o644)
+	cmd.Process.Signal(syscall.SIGHUP)
+	bgptest.WaitFor(t, 5*time.Second, func() bool { return strings.Contains(logs.String(), "config not reloaded") }, "the reload error")
+	if !strings.Contains(logs.String(), path) {
+		t.Errorf("reload error does not name %s", path)
+	}
+	if r.State() != "ESTABLISHED" {
+		t.Fatalf("session is %s after a bad SIGHUP", r.State())
+	}
+	// SIGHUP with a good file adding a route: applied, session untouched.
+	os.WriteFile(path, []byte(good+"  [[edbgpd.routes]]\n    prefix = \"198.51.100.0/24\"\n"), 0o644)
+	cmd.Process.Signal(syscall.SIGHUP)
+	bgptest.WaitFor(t, 5*time.Second, func() bool { return r.Received()["198.51.100.0/24"] }, "the route added by SIGHUP")
+	if r.State() != "ESTABLISHED" || notes.received("6/4") {
+		t.Fatalf("session was reset by a good SIGHUP")
+	}
+
+	// SIGTERM: Cease to the peer, exit 0.
+	cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-exited:
+		if err != nil {
+			t.Fatalf("exit: %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no exit 10 s after SIGTERM")
+	}
+	bgptest.WaitFor(t, 5*time.Second, func() bool { return notes.received("6/3") }, "Cease (peer deconfigured) at the router")
+}

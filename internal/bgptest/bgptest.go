@@ -1,12 +1,11 @@
-// Package bgptest has the peers edbgpd's tests talk to: GoBGP servers in
-// the test process, on 127.0.0.x addresses.
+// Package bgptest has the peers edbgpd's tests and demo talk to: GoBGP
+// servers in the same process, on 127.0.0.x addresses.
 package bgptest
 
 import (
 	"context"
 	"fmt"
 	"net"
-	"testing"
 	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
@@ -16,16 +15,24 @@ import (
 	"github.com/osrg/gobgp/v3/pkg/server"
 )
 
-// router is a second GoBGP in the test process: the peer operators have.
+// T is what the helpers need of a *testing.T; the demo has its own.
+type T interface {
+	Helper()
+	Fatal(args ...any)
+	Fatalf(format string, args ...any)
+	Cleanup(func())
+}
+
+// Router is a GoBGP in the same process: the router operators have.
 type Router struct {
 	*server.BgpServer
 	Addr string
-	t    *testing.T
+	t    T
 }
 
 // StartRouter runs a router with AS asn on addr that connects to edbgpd
 // (AS 65001) at 127.0.0.1:edbgpdPort. It stops when the test ends.
-func StartRouter(t *testing.T, asn uint32, addr string, edbgpdPort int, logger gobgplog.Logger) *Router {
+func StartRouter(t T, asn uint32, addr string, edbgpdPort int, logger gobgplog.Logger) *Router {
 	t.Helper()
 	s := server.NewBgpServer(server.LoggerOption(logger))
 	go s.Serve()
@@ -95,7 +102,7 @@ func (r *Router) Reset() {
 }
 
 // Path builds an IPv4 unicast path.
-func Path(t *testing.T, prefix, nexthop string, communities []string, withdraw bool) *api.Path {
+func Path(t T, prefix, nexthop string, communities []string, withdraw bool) *api.Path {
 	t.Helper()
 	_, n, err := net.ParseCIDR(prefix)
 	if err != nil {
@@ -120,7 +127,7 @@ func Path(t *testing.T, prefix, nexthop string, communities []string, withdraw b
 }
 
 // WaitFor polls cond every 20 ms until it holds or timeout passes.
-func WaitFor(t *testing.T, timeout time.Duration, cond func() bool, what string) {
+func WaitFor(t T, timeout time.Duration, cond func() bool, what string) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for !cond() {

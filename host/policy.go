@@ -73,6 +73,9 @@ func (e *exportPolicy) SetPeer(peer, policy string) error {
 	if err != nil {
 		return fmt.Errorf("peer %q is not an IP address", peer)
 	}
+	if policy == "" {
+		return fmt.Errorf("empty policy name")
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	key := addr.String()
@@ -94,6 +97,9 @@ func (e *exportPolicy) SetPeer(peer, policy string) error {
 
 // SetDefault sets the export policy of every peer no script has set.
 func (e *exportPolicy) SetDefault(policy string) error {
+	if policy == "" {
+		return fmt.Errorf("empty policy name")
+	}
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if policy == luaapi.PolicyFull {

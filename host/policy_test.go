@@ -1,0 +1,97 @@
+package host_test
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/edbgpd/edbgpd/host"
+	"github.com/edbgpd/edbgpd/internal/bgptest"
+)
+
+// labPolicy is a policy-definition of the config file that a script can
+// name in set_export_policy.
+const labPolicy = `
+[[defined-sets.prefix-sets]]
+  prefix-set-name = "lab"
+  [[defined-sets.prefix-sets.prefix-list]]
+    ip-prefix = "172.16.1.0/24"
+[[policy-definitions]]
+  name = "lab-only"
+  [[policy-definitions.statements]]
+    name = "lab"
+    [policy-definitions.statements.conditions.match-prefix-set]
+      prefix-set = "lab"
+    [policy-definitions.statements.actions]
+      route-disposition = "accept-route"
+  [[policy-definitions.statements]]
+    name = "rest"
+    [policy-definitions.statements.actions]
+      route-disposition = "reject-route"
+`
+
+func TestExportPolicies(t *testing.T) {
+	const table = 300
+	port := freePort(t)
+	scripts := t.TempDir()
+	config := edbgpdConfig(port, scripts, "127.0.0.2") + labPolicy
+	path := filepath.Join(t.TempDir(), "edbgpd.toml")
+	os.WriteFile(path, []byte(config), 0o644)
+	d, err := host.Start(host.Settings{ConfigFile: path, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Stop)
+	addTable(t, d, table)
+	r := bgptest.StartRouter(t, 65002, "127.0.0.2", port, bgptest.Quiet{})
+	r.WaitEstablished()
+	expectExactly(t, r, table+1) // no script, no policy: the full table
+
+	for _, tc := range []struct {
+		policy string
+		want   int
+	}{
+		{"none", 0},
+		{"lab-only", 1},
+		{"default-only", 1},
+		{"full", table + 1},
+	} {
+		t.Run(tc.policy, func(t *testing.T) {
+			if err := d.SetExportPolicy("127.0.0.2", tc.policy); err != nil {
+				t.Fatal(err)
+			}
+			resetAndWait(t, r)
+			expectExactly(t, r, tc.want)
+			if tc.policy == "lab-only" && !r.Received()["172.16.1.0/24"] {
+				t.Errorf("lab-only sent %v", r.Received())
+			}
+		})
+	}
+	for _, bad := range []string{"no-such-policy", ""} {
+		if err := d.SetExportPolicy("127.0.0.2", bad); err == nil {
+			t.Errorf("policy %q accepted", bad)
+		}
+	}
+	if err := d.SetExportPolicy("not-an-address", "full"); err == nil {
+		t.Error("peer not-an-address accepted")
+	}
+
+	// A peer added to the config later gets the default a script chose,
+	// from its first session on.
+	t.Run("peer added by SIGHUP", func(t *testing.T) {
+		if err := d.SetDefaultExportPolicy("default-only"); err != nil {
+			t.Fatal(err)
+		}
+		os.WriteFile(path, []byte(edbgpdConfig(port, scripts, "127.0.0.2", "127.0.0.3")+labPolicy), 0o644)
+		if err := d.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		r2 := bgptest.StartRouter(t, 65003, "127.0.0.3", port, bgptest.Quiet{})
+		r2.WaitEstablished()
+		expectDefaultOnly(t, r2)
+		// The peer a script set to full keeps it through the reload.
+		if got := len(r.Received()); got != table+1 || r.State() != "ESTABLISHED" {
+			t.Errorf("127.0.0.2 has %d routes, state %s after the reload", got, r.State())
+		}
+	})
+}

@@ -1,0 +1,79 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/edbgpd/edbgpd/internal/bgptest"
+)
+
+// TestKonamiWithStockGobgpd runs examples/konami exactly as the README
+// says: a stock gobgpd as the router, driven by the stock gobgp CLI.
+// .ci/run installs both; elsewhere the test is skipped without them.
+func TestKonamiWithStockGobgpd(t *testing.T) {
+	gobgp, err1 := exec.LookPath("gobgp")
+	gobgpd, err2 := exec.LookPath("gobgpd")
+	if err1 != nil || err2 != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal("CI must install the stock gobgp and gobgpd (see .ci/run)")
+		}
+		t.Skip("stock gobgp/gobgpd not on PATH: go install github.com/osrg/gobgp/v3/cmd/...@v3.37.0")
+	}
+	root, _ := filepath.Abs("../..")
+	start := func(name string, args ...string) *syncBuffer {
+		var out syncBuffer
+		c := exec.Command(name, args...)
+		c.Dir, c.Stdout, c.Stderr = root, &out, &out
+		if err := c.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() {
+			c.Process.Signal(syscall.SIGTERM)
+			done := make(chan struct{})
+			go func() { c.Wait(); close(done) }()
+			select {
+			case <-done:
+			case <-time.After(5 * time.Second):
+				c.Process.Kill()
+			}
+			if t.Failed() {
+				t.Logf("%s:\n%s", name, out.String())
+			}
+		})
+		return &out
+	}
+	start(binary, "-f", "examples/konami/edbgpd.toml", "--api-hosts", "127.0.0.1:50051")
+	start(gobgpd, "-f", "examples/konami/router.toml", "--api-hosts", "127.0.0.1:50052")
+
+	adjIn := func() string {
+		out, _ := exec.Command(gobgp, "-p", "50052", "neighbor", "127.0.0.1", "adj-in").CombinedOutput()
+		return string(out)
+	}
+	bgptest.WaitFor(t, 20*time.Second, func() bool { return strings.Contains(adjIn(), "0.0.0.0/0") }, "the default route at the router")
+	time.Sleep(500 * time.Millisecond)
+	if got := adjIn(); strings.Contains(got, "192.0.2.0/24") {
+		t.Fatalf("router got more than the default route before the code:\n%s", got)
+	}
+
+	send := exec.Command("examples/konami/send-code.sh")
+	send.Dir = root
+	send.Env = append(os.Environ(), "PATH="+filepath.Dir(gobgp)+":"+os.Getenv("PATH"), "STEP_DELAY=0.3")
+	if out, err := send.CombinedOutput(); err != nil {
+		t.Fatalf("send-code.sh: %v\n%s", err, out)
+	}
+	full := []string{"0.0.0.0/0", "192.0.2.0/24", "198.51.100.0/24", "203.0.113.0/24"}
+	bgptest.WaitFor(t, 30*time.Second, func() bool {
+		got := adjIn()
+		for _, p := range full {
+			if !strings.Contains(got, p) {
+				return false
+			}
+		}
+		return true
+	}, "the full table at the router after the code")
+}

@@ -84,3 +84,35 @@ func TestEventsCarryEveryField(t *testing.T) {
 		}
 	}
 }
+
+func TestIPv6BestPaths(t *testing.T) {
+	scripts := t.TempDir()
+	os.WriteFile(filepath.Join(scripts, "v6.lua"), []byte(`local bgp = require("bgp")
+function on_best_path(ev)
+  bgp.log("info", "BEST", ev.prefix, ev.family, ev.nexthop, table.concat(ev.communities, ","), ev.peer.address == "")
+end
+`), 0o644)
+	path := filepath.Join(t.TempDir(), "edbgpd.toml")
+	os.WriteFile(path, []byte(`[global.config]
+  as = 65001
+  router-id = "127.0.0.1"
+  port = -1
+[edbgpd]
+  scripts = "`+scripts+`"
+  [[edbgpd.routes]]
+    prefix = "::/0"
+  [[edbgpd.routes]]
+    prefix = "2001:db8::/32"
+    nexthop = "2001:db8::1"
+    communities = ["65000:6"]
+`), 0o644)
+	logs := &logBuffer{}
+	d, err := host.Start(host.Settings{ConfigFile: path, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Stop)
+	for _, want := range []string{"BEST ::/0 ipv6-unicast :: ", "BEST 2001:db8::/32 ipv6-unicast 2001:db8::1 65000:6 true"} {
+		bgptest.WaitFor(t, 5*time.Second, func() bool { return strings.Contains(logs.String(), want) }, want)
+	}
+}

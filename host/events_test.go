@@ -37,10 +37,10 @@ func TestEventsCarryEveryField(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(scripts, "events.lua"), []byte(eventLogger), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	port := freePort(t)
+	port := bgptest.FreePort(t)
 	path := filepath.Join(t.TempDir(), "edbgpd.toml")
 	os.WriteFile(path, []byte(edbgpdConfig(port, scripts, "127.0.0.2")), 0o644)
-	logs := &logBuffer{}
+	logs := &bgptest.Buffer{}
 	d, err := host.Start(host.Settings{ConfigFile: path, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -106,7 +106,7 @@ end
     nexthop = "2001:db8::1"
     communities = ["65000:6"]
 `), 0o644)
-	logs := &logBuffer{}
+	logs := &bgptest.Buffer{}
 	d, err := host.Start(host.Settings{ConfigFile: path, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)

@@ -82,7 +82,7 @@ func TestKonamiEndToEnd(t *testing.T) {
 	const table = 1000
 	scripts := t.TempDir()
 	installKonami(t, scripts)
-	port := freePort(t)
+	port := bgptest.FreePort(t)
 	d := startDaemon(t, edbgpdConfig(port, scripts, "127.0.0.2", "127.0.0.3"))
 	addTable(t, d, table)
 	r1 := bgptest.StartRouter(t, 65002, "127.0.0.2", port, bgptest.Quiet{})

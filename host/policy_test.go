@@ -32,7 +32,7 @@ const labPolicy = `
 
 func TestExportPolicies(t *testing.T) {
 	const table = 300
-	port := freePort(t)
+	port := bgptest.FreePort(t)
 	scripts := t.TempDir()
 	config := edbgpdConfig(port, scripts, "127.0.0.2") + labPolicy
 	path := filepath.Join(t.TempDir(), "edbgpd.toml")

@@ -1,7 +1,6 @@
 package host_test
 
 import (
-	"bytes"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -44,24 +43,6 @@ func (r *recorder) has(call string) bool {
 	return false
 }
 
-// logBuffer collects log lines for assertions.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // handlerScript answers each best path with set_export_policy(tag, prefix).
 func handlerScript(tag string) string {
 	return `local bgp = require("bgp")
@@ -78,13 +59,13 @@ type scriptEnv struct {
 	t    *testing.T
 	dir  string
 	rec  *recorder
-	logs *logBuffer
+	logs *bgptest.Buffer
 	set  *host.ScriptSet
 	n    int
 }
 
 func newScriptEnv(t *testing.T, limits host.Limits) *scriptEnv {
-	e := &scriptEnv{t: t, dir: t.TempDir(), rec: &recorder{}, logs: &logBuffer{}}
+	e := &scriptEnv{t: t, dir: t.TempDir(), rec: &recorder{}, logs: &bgptest.Buffer{}}
 	log := slog.New(slog.NewTextHandler(e.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	e.set = host.NewScriptSet(e.dir, e.rec, limits, log)
 	t.Cleanup(e.set.Close)

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -36,34 +34,6 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	os.RemoveAll(dir)
 	os.Exit(code)
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
-}
-
-// syncBuffer is a bytes.Buffer safe for the process's writes and our reads.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }
 
 func TestBadConfigAtStart(t *testing.T) {
@@ -116,7 +86,7 @@ func (l *noteLogger) received(note string) bool {
 }
 
 func TestDaemonSignalsAndAPI(t *testing.T) {
-	bgpPort, apiPort := freePort(t), freePort(t)
+	bgpPort, apiPort := bgptest.FreePort(t), bgptest.FreePort(t)
 	dir := t.TempDir()
 	scripts := filepath.Join(dir, "scripts")
 	os.Mkdir(scripts, 0o755)
@@ -138,7 +108,7 @@ func TestDaemonSignalsAndAPI(t *testing.T) {
 `, bgpPort, scripts)
 	path := filepath.Join(dir, "edbgpd.toml")
 	os.WriteFile(path, []byte(good), 0o644)
-	var logs syncBuffer
+	var logs bgptest.Buffer
 	cmd := exec.Command(binary, "-f", path, "--api-hosts", fmt.Sprintf("127.0.0.1:%d", apiPort))
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {

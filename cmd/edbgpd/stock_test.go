@@ -25,8 +25,8 @@ func TestKonamiWithStockGobgpd(t *testing.T) {
 		t.Skip("stock gobgp/gobgpd not on PATH: go install github.com/osrg/gobgp/v3/cmd/...@v3.37.0")
 	}
 	root, _ := filepath.Abs("../..")
-	start := func(name string, args ...string) *syncBuffer {
-		var out syncBuffer
+	start := func(name string, args ...string) *bgptest.Buffer {
+		var out bgptest.Buffer
 		c := exec.Command(name, args...)
 		c.Dir, c.Stdout, c.Stderr = root, &out, &out
 		if err := c.Start(); err != nil {

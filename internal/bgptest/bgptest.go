@@ -3,9 +3,11 @@
 package bgptest
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
+	"sync"
 	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
@@ -157,3 +159,33 @@ func (Quiet) Info(string, gobgplog.Fields)        {}
 func (Quiet) Debug(string, gobgplog.Fields)       {}
 func (Quiet) SetLevel(gobgplog.LogLevel)          {}
 func (Quiet) GetLevel() gobgplog.LogLevel         { return gobgplog.ErrorLevel }
+
+// FreePort returns a TCP port free on 127.0.0.1 at the time of the call.
+func FreePort(t T) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
+}
+
+// Buffer collects output (logs, a process's stderr) for assertions; safe
+// for concurrent writes and reads.
+type Buffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *Buffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *Buffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}

@@ -60,6 +60,27 @@ func TestKonamiWithStockGobgpd(t *testing.T) {
 		t.Fatalf("router got more than the default route before the code:\n%s", got)
 	}
 
+	// The stock CLI against edbgpd's own API.
+	cli := func(args ...string) string {
+		t.Helper()
+		out, err := exec.Command(gobgp, append([]string{"-p", "50051"}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("gobgp %v: %v\n%s", args, err, out)
+		}
+		return string(out)
+	}
+	if out := cli("neighbor"); !strings.Contains(out, "127.0.0.2") || !strings.Contains(out, "Establ") {
+		t.Errorf("gobgp neighbor:\n%s", out)
+	}
+	cli("global", "rib", "add", "192.0.2.128/25", "community", "65000:1")
+	if out := cli("global", "rib"); !strings.Contains(out, "0.0.0.0/0") || !strings.Contains(out, "192.0.2.128/25") {
+		t.Errorf("gobgp global rib:\n%s", out)
+	}
+	cli("global", "rib", "del", "192.0.2.128/25")
+	if out := cli("global", "policy", "export"); !strings.Contains(out, "edbgpd-export-g") {
+		t.Errorf("gobgp global policy export does not show edbgpd's policy:\n%s", out)
+	}
+
 	send := exec.Command("examples/konami/send-code.sh")
 	send.Dir = root
 	send.Env = append(os.Environ(), "PATH="+filepath.Dir(gobgp)+":"+os.Getenv("PATH"), "STEP_DELAY=0.3")

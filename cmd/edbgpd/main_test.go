@@ -144,6 +144,40 @@ func TestDaemonSignalsAndAPI(t *testing.T) {
 		t.Fatalf("ListPeer over gRPC: %v %v", res, err)
 	}
 
+	// AddPathStream, the call behind `gobgp mrt inject global`, closed
+	// properly: every path arrives.
+	const injected = 2000
+	ps, err := client.AddPathStream(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < injected; i += 100 {
+		batch := make([]*api.Path, 0, 100)
+		for j := i; j < i+100; j++ {
+			batch = append(batch, bgptest.Path(t, fmt.Sprintf("100.%d.%d.0/24", 64+j/256, j%256), "192.0.2.9", nil, false))
+		}
+		if err := ps.Send(&api.AddPathStreamRequest{TableType: api.TableType_GLOBAL, Paths: batch}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := ps.CloseAndRecv(); err != nil {
+		t.Fatal(err)
+	}
+	lp, err := client.ListPath(context.Background(), &api.ListPathRequest{TableType: api.TableType_GLOBAL, Family: &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for {
+		if _, err := lp.Recv(); err != nil {
+			break
+		}
+		n++
+	}
+	if n != injected+1 {
+		t.Errorf("global RIB has %d prefixes after streaming %d (+ the default route)", n, injected)
+	}
+
 	// SIGHUP with a broken file: logged, still running, session untouched.
 	os.WriteFile(path, []byte("[global.config]\n as = \n"), 0o644)
 	cmd.Process.Signal(syscall.SIGHUP)

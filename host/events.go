@@ -42,7 +42,7 @@ func (c *converter) convert(r *api.WatchEventResponse, emit func(any)) {
 	switch e := r.Event.(type) {
 	case *api.WatchEventResponse_Table:
 		for _, p := range e.Table.Paths {
-			ev, err := bestPathEvent(p)
+			ev, err := c.bestPathEvent(p)
 			if err != nil {
 				c.log.Error("cannot convert best path", "err", err)
 				continue
@@ -100,15 +100,13 @@ func cleanAddr(s string) string {
 
 var origins = [...]string{"igp", "egp", "incomplete"}
 
-// bestPathEvent decodes one API path into a plain event.
-func bestPathEvent(p *api.Path) (*luaapi.BestPath, error) {
+// bestPathEvent turns one API path into an event. Only the prefix is
+// decoded here, on GoBGP's watcher goroutine; the attributes are decoded
+// on a script's goroutine if and when a script reads one.
+func (c *converter) bestPathEvent(p *api.Path) (*luaapi.BestPath, error) {
 	nlri, err := apiutil.GetNativeNlri(p)
 	if err != nil {
 		return nil, fmt.Errorf("nlri: %w", err)
-	}
-	attrs, err := apiutil.GetNativePathAttributes(p)
-	if err != nil {
-		return nil, fmt.Errorf("attributes of %s: %w", nlri, err)
 	}
 	ev := &luaapi.BestPath{
 		Prefix:     nlri.String(),
@@ -123,12 +121,19 @@ func bestPathEvent(p *api.Path) (*luaapi.BestPath, error) {
 	if p.Age != nil {
 		ev.Timestamp = p.Age.AsTime()
 	}
-	setAttributes(ev, attrs)
-	return ev, nil
+	log := c.log
+	return ev.DecodeWith(func(a *luaapi.Attributes) {
+		attrs, err := apiutil.GetNativePathAttributes(p)
+		if err != nil {
+			log.Error("cannot decode path attributes", "prefix", ev.Prefix, "err", err)
+			return
+		}
+		setAttributes(a, attrs)
+	}), nil
 }
 
 // setAttributes copies the attributes scripts read into ev.
-func setAttributes(ev *luaapi.BestPath, attrs []bgp.PathAttributeInterface) {
+func setAttributes(ev *luaapi.Attributes, attrs []bgp.PathAttributeInterface) {
 	for _, a := range attrs {
 		switch a := a.(type) {
 		case *bgp.PathAttributeOrigin:

@@ -75,6 +75,7 @@ type version struct {
 	onBest   *lua.LFunction
 	onPeer   *lua.LFunction
 	onUnload *lua.LFunction
+	tables   *luaapi.EventTables
 }
 
 // ErrUnchanged is returned by Reload when the file's content is the version
@@ -199,6 +200,7 @@ func (s *Script) load() error {
 	}
 	log := s.log.With("version", hash)
 	v := &version{hash: hash, L: newSandbox(log)}
+	v.tables = luaapi.NewEventTables(v.L)
 	v.ctx, v.cancel = context.WithCancel(context.Background())
 	luaapi.NewModule(s.actions, log).Preload(v.L)
 	s.guard.attach(v)
@@ -296,7 +298,7 @@ func (s *Script) deliver(ev any) {
 	switch e := ev.(type) {
 	case *luaapi.BestPath:
 		if fn = v.onBest; fn != nil {
-			arg = e.Table(v.L)
+			arg = v.tables.BestPath(v.L, e)
 		}
 	case *luaapi.PeerState:
 		name = "on_peer_state"

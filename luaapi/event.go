@@ -6,6 +6,7 @@ package luaapi
 import (
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
@@ -19,12 +20,8 @@ type Peer struct {
 	RouterID string
 }
 
-// BestPath is one change of the best path of a prefix. Events are shared
-// by every script, so they are never modified after they are queued.
-type BestPath struct {
-	Prefix              string // "10.0.0.0/8"
-	Family              string // "ipv4-unicast", "ipv6-unicast", ...
-	Withdrawal          bool   // the prefix has no best path any more
+// Attributes are the path attributes of a best path, as scripts read them.
+type Attributes struct {
 	Nexthop             string
 	ASPath              []uint32 // AS_SEQUENCE and AS_SET members, in order
 	Origin              string   // "igp", "egp", "incomplete"
@@ -34,9 +31,49 @@ type BestPath struct {
 	HasLocalPref        bool
 	Communities         []string // "65000:38"
 	LargeCommunities    []string // "65000:1:2"
-	ExtendedCommunities []string // GoBGP's text form, e.g. "rt:65000:100"
-	Peer                Peer
-	Timestamp           time.Time // when the path was received or originated
+	ExtendedCommunities []string // "rt:65000:100", "soo:65000:1", else GoBGP's text
+}
+
+// BestPath is one change of the best path of a prefix. Events are shared
+// by every script, so they are never modified after they are queued,
+// except for the attributes, decoded once on first use.
+type BestPath struct {
+	Prefix     string // "10.0.0.0/8"
+	Family     string // "ipv4-unicast", "ipv6-unicast", ...
+	Withdrawal bool   // the prefix has no best path any more
+	Peer       Peer
+	Timestamp  time.Time // when the path was received or originated
+
+	once   sync.Once
+	decode func(*Attributes)
+	attrs  Attributes
+}
+
+// DecodeWith makes decode fill the attributes on first use, on whichever
+// script goroutine asks first: most handlers return after looking at the
+// prefix and never pay for the decoding. Call it before the event is
+// shared.
+func (e *BestPath) DecodeWith(decode func(*Attributes)) *BestPath {
+	e.decode = decode
+	return e
+}
+
+// WithAttributes sets attributes already known. Call it before the event
+// is shared.
+func (e *BestPath) WithAttributes(a Attributes) *BestPath {
+	e.attrs, e.decode = a, nil
+	return e
+}
+
+// Attrs returns the path attributes, decoding them the first time.
+func (e *BestPath) Attrs() *Attributes {
+	e.once.Do(func() {
+		if e.decode != nil {
+			e.decode(&e.attrs)
+			e.decode = nil
+		}
+	})
+	return &e.attrs
 }
 
 // PeerState is one session state change of a neighbour.
@@ -75,31 +112,33 @@ func unixSeconds(t time.Time) lua.LNumber {
 	return lua.LNumber(float64(t.UnixNano()) / 1e9)
 }
 
-// Table turns the event into the table a script's on_best_path receives.
+// attributeKeys are the fields decoded on first access.
+var attributeKeys = map[string]bool{
+	"nexthop": true, "as_path": true, "as_path_string": true, "origin": true, "med": true,
+	"local_pref": true, "communities": true, "large_communities": true, "extended_communities": true,
+}
+
+// EventTables builds event tables for one Lua state. It is owned by the
+// state's goroutine, like the state.
+type EventTables struct {
+	index *lua.LFunction
+}
+
+// NewEventTables prepares L for event tables.
+func NewEventTables(L *lua.LState) *EventTables {
+	return &EventTables{index: L.NewFunction(lazyIndex)}
+}
+
+// BestPath turns the event into the table a script's on_best_path
+// receives. Cheap fields are set at once; the attributes are filled in on
+// the first read of any of them (until then pairs() does not list them).
 // Field names are the contract documented in README.md.
-func (e *BestPath) Table(L *lua.LState) *lua.LTable {
+func (x *EventTables) BestPath(L *lua.LState, e *BestPath) *lua.LTable {
 	t := L.CreateTable(0, 16)
 	t.RawSetString("type", lua.LString("best_path"))
 	t.RawSetString("prefix", lua.LString(e.Prefix))
 	t.RawSetString("family", lua.LString(e.Family))
 	t.RawSetString("withdrawal", lua.LBool(e.Withdrawal))
-	t.RawSetString("nexthop", lua.LString(e.Nexthop))
-	asp := L.CreateTable(len(e.ASPath), 0)
-	for _, as := range e.ASPath {
-		asp.Append(lua.LNumber(as))
-	}
-	t.RawSetString("as_path", asp)
-	t.RawSetString("as_path_string", lua.LString(ASPathString(e.ASPath)))
-	t.RawSetString("origin", lua.LString(e.Origin))
-	if e.HasMED {
-		t.RawSetString("med", lua.LNumber(e.MED))
-	}
-	if e.HasLocalPref {
-		t.RawSetString("local_pref", lua.LNumber(e.LocalPref))
-	}
-	t.RawSetString("communities", stringList(L, e.Communities))
-	t.RawSetString("large_communities", stringList(L, e.LargeCommunities))
-	t.RawSetString("extended_communities", stringList(L, e.ExtendedCommunities))
 	p := L.CreateTable(0, 3)
 	p.RawSetString("address", lua.LString(e.Peer.Address))
 	p.RawSetString("asn", lua.LNumber(e.Peer.ASN))
@@ -109,7 +148,56 @@ func (e *BestPath) Table(L *lua.LState) *lua.LTable {
 	if !e.Timestamp.IsZero() {
 		t.RawSetString("age", lua.LNumber(time.Since(e.Timestamp).Seconds()))
 	}
+	m := L.CreateTable(0, 2)
+	m.RawSetString("__index", x.index)
+	m.RawSetString("__event", &lua.LUserData{Value: e})
+	L.SetMetatable(t, m)
 	return t
+}
+
+// lazyIndex is __index of best-path tables: on the first read of an
+// attribute it decodes them all into the table and drops the metatable.
+func lazyIndex(L *lua.LState) int {
+	t := L.CheckTable(1)
+	key := L.CheckString(2)
+	if !attributeKeys[key] {
+		L.Push(lua.LNil)
+		return 1
+	}
+	m, ok := L.GetMetatable(t).(*lua.LTable)
+	if !ok {
+		L.Push(lua.LNil)
+		return 1
+	}
+	ud, ok := m.RawGetString("__event").(*lua.LUserData)
+	if !ok {
+		L.Push(lua.LNil)
+		return 1
+	}
+	setAttributes(L, t, ud.Value.(*BestPath).Attrs())
+	L.SetMetatable(t, lua.LNil)
+	L.Push(t.RawGetString(key))
+	return 1
+}
+
+func setAttributes(L *lua.LState, t *lua.LTable, a *Attributes) {
+	t.RawSetString("nexthop", lua.LString(a.Nexthop))
+	asp := L.CreateTable(len(a.ASPath), 0)
+	for _, as := range a.ASPath {
+		asp.Append(lua.LNumber(as))
+	}
+	t.RawSetString("as_path", asp)
+	t.RawSetString("as_path_string", lua.LString(ASPathString(a.ASPath)))
+	t.RawSetString("origin", lua.LString(a.Origin))
+	if a.HasMED {
+		t.RawSetString("med", lua.LNumber(a.MED))
+	}
+	if a.HasLocalPref {
+		t.RawSetString("local_pref", lua.LNumber(a.LocalPref))
+	}
+	t.RawSetString("communities", stringList(L, a.Communities))
+	t.RawSetString("large_communities", stringList(L, a.LargeCommunities))
+	t.RawSetString("extended_communities", stringList(L, a.ExtendedCommunities))
 }
 
 // Table turns the event into the table a script's on_peer_state receives.

@@ -20,6 +20,7 @@ import (
 // file, overridden by command-line flags.
 type Options struct {
 	Scripts     string   `toml:"scripts" yaml:"scripts"`
+	Data        string   `toml:"data" yaml:"data"`
 	CallTimeout Duration `toml:"call-timeout" yaml:"call-timeout"`
 	LoadTimeout Duration `toml:"load-timeout" yaml:"load-timeout"`
 	Routes      []Route  `toml:"routes" yaml:"routes"`

@@ -97,6 +97,7 @@ func Start(s Settings) (*Daemon, error) {
 	}
 	if dir := cfg.Options.Scripts; dir != "" {
 		d.Scripts = NewScriptSet(dir, d, cfg.Options.Limits(), s.Logger)
+		d.Scripts.SetDataDir(cfg.Options.Data)
 	}
 	if err := d.watch(); err != nil {
 		return fail(err)

@@ -31,6 +31,7 @@ type converter struct {
 	log     *slog.Logger
 	reasons interface{ takeDownReason(string) string }
 	states  map[string]string // peer address -> last state seen
+	seq     uint64            // last sequence number given to an event
 }
 
 func newConverter(log *slog.Logger, reasons interface{ takeDownReason(string) string }) *converter {
@@ -47,10 +48,14 @@ func (c *converter) convert(r *api.WatchEventResponse, emit func(any)) {
 				c.log.Error("cannot convert best path", "err", err)
 				continue
 			}
+			c.seq++
+			ev.Seq = c.seq
 			emit(ev)
 		}
 	case *api.WatchEventResponse_Peer:
 		if ev := c.peerEvent(e.Peer); ev != nil {
+			c.seq++
+			ev.Seq = c.seq
 			emit(ev)
 		}
 	}

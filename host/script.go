@@ -56,7 +56,16 @@ type Script struct {
 	guard   callGuard
 	Stats   ScriptStats
 
-	cur *version // owned by the goroutine
+	clock   Clock
+	dataDir string // where persisted state goes; "" for none
+
+	// Owned by the goroutine:
+	cur       *version
+	loading   *version // the version being loaded, for PersistState
+	persist   bool
+	restored  bool
+	lastSave  time.Time
+	lastSaved string
 	// version is the hash of the running version, for status and tests.
 	version atomic.Value
 }
@@ -76,16 +85,20 @@ type version struct {
 	onPeer   *lua.LFunction
 	onUnload *lua.LFunction
 	tables   *luaapi.EventTables
+	module   *luaapi.Module
+	rt       *runtime
 }
 
 // ErrUnchanged is returned by Reload when the file's content is the version
 // already running.
 var ErrUnchanged = errors.New("unchanged")
 
-func newScript(path, name string, actions luaapi.Actions, limits Limits, log *slog.Logger) *Script {
+func newScript(path, name string, actions luaapi.Actions, limits Limits, clock Clock, dataDir string, log *slog.Logger) *Script {
 	s := &Script{
 		Name:    name,
 		Path:    path,
+		clock:   clock,
+		dataDir: dataDir,
 		log:     log.With("script", name),
 		actions: actions,
 		limits:  limits,
@@ -202,7 +215,20 @@ func (s *Script) load() error {
 	v := &version{hash: hash, L: newSandbox(log)}
 	v.tables = luaapi.NewEventTables(v.L)
 	v.ctx, v.cancel = context.WithCancel(context.Background())
-	luaapi.NewModule(s.actions, log).Preload(v.L)
+	v.rt = &runtime{s: s, v: v, timers: make(map[int]*timer)}
+	var state *lua.LTable
+	if s.cur != nil {
+		// bgp.state lives on across versions: copy it into the new state.
+		var skipped int
+		state, skipped = luaapi.CopyTable(v.L, s.cur.module.State())
+		if skipped > 0 {
+			log.Warn("bgp.state values that cannot cross a reload (functions, userdata, deep nesting) were dropped", "count", skipped)
+		}
+	}
+	v.module = luaapi.NewModule(s.actions, v.rt, log, state)
+	v.module.Preload(v.L)
+	s.loading = v
+	defer func() { s.loading = nil }()
 	s.guard.attach(v)
 	ok := false
 	defer func() {
@@ -253,6 +279,7 @@ func (s *Script) unload() {
 		return
 	}
 	s.callUnload(s.cur)
+	s.saveState(s.cur)
 	s.closeVersion(s.cur)
 	s.cur = nil
 	s.version.Store("")
@@ -270,7 +297,17 @@ func (s *Script) callUnload(v *version) {
 
 func (s *Script) closeVersion(v *version) {
 	v.cancel()
+	v.rt.stopTimers()
 	v.L.Close()
+}
+
+// cur0 is the version bound functions run in: the one being loaded, else
+// the running one.
+func (s *Script) cur0() *version {
+	if s.loading != nil {
+		return s.loading
+	}
+	return s.cur
 }
 
 // handler returns the global function name, nil if it is not defined, or
@@ -305,11 +342,20 @@ func (s *Script) deliver(ev any) {
 		if fn = v.onPeer; fn != nil {
 			arg = e.Table(v.L)
 		}
+	case timerFire:
+		if e.v == v {
+			v.module.SetCause(0)
+			v.rt.fire(e.id)
+			s.maybeSave(v)
+		}
+		return
 	}
 	if fn == nil {
 		return
 	}
 	s.Stats.Delivered.Add(1)
+	v.module.SetCause(eventSeq(ev))
+	defer s.maybeSave(v)
 	if err := s.guard.call(v, s.limits.CallTimeout, fn, arg); err != nil {
 		var cut *cutOffError
 		if errors.As(err, &cut) {
@@ -319,4 +365,24 @@ func (s *Script) deliver(ev any) {
 		}
 		s.log.Error("handler failed", "handler", name, "err", err)
 	}
+}
+
+// stateSaveInterval bounds how often a persisted bgp.state is written
+// while a script runs (it is always written on unload and shutdown).
+const stateSaveInterval = 5 * time.Second
+
+func (s *Script) maybeSave(v *version) {
+	if s.persist && time.Since(s.lastSave) >= stateSaveInterval {
+		s.saveState(v)
+	}
+}
+
+func eventSeq(ev any) uint64 {
+	switch e := ev.(type) {
+	case *luaapi.BestPath:
+		return e.Seq
+	case *luaapi.PeerState:
+		return e.Seq
+	}
+	return 0
 }

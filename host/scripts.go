@@ -29,6 +29,8 @@ type ScriptSet struct {
 	limits   Limits
 	log      *slog.Logger
 	debounce time.Duration
+	clock    Clock
+	dataDir  string
 
 	syncMu  sync.Mutex // serialises sync of files
 	mu      sync.Mutex
@@ -47,12 +49,21 @@ func NewScriptSet(dir string, actions luaapi.Actions, limits Limits, log *slog.L
 		limits:   limits,
 		log:      log,
 		debounce: DefaultDebounce,
+		clock:    wallClock{},
 		scripts:  make(map[string]*Script),
 		timers:   make(map[string]*time.Timer),
 	}
 	m.live.Store(&[]*Script{})
 	return m
 }
+
+// SetDataDir sets where scripts that ask for it keep bgp.state across
+// restarts. Call before LoadAll.
+func (m *ScriptSet) SetDataDir(dir string) { m.dataDir = dir }
+
+// SetClock replaces the wall clock (the offline runner's fake clock).
+// Call before LoadAll.
+func (m *ScriptSet) SetClock(c Clock) { m.clock = c }
 
 // isScript tells whether a file name in the folder is a script.
 func isScript(name string) bool {
@@ -157,7 +168,7 @@ func (m *ScriptSet) sync(name string) {
 		return
 	}
 	if s == nil {
-		s = newScript(path, name, m.actions, m.limits, m.log)
+		s = newScript(path, name, m.actions, m.limits, m.clock, m.dataDir, m.log)
 		m.scripts[name] = s
 	}
 	m.mu.Unlock()

@@ -32,6 +32,12 @@ func (r *recorder) SetDefaultExportPolicy(policy string) error {
 }
 func (r *recorder) Peers() ([]luaapi.PeerStatus, error) { return nil, nil }
 
+func (r *recorder) count() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.calls)
+}
+
 func (r *recorder) has(call string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -38,6 +38,7 @@ type Attributes struct {
 // by every script, so they are never modified after they are queued,
 // except for the attributes, decoded once on first use.
 type BestPath struct {
+	Seq        uint64 // per daemon, increasing: order and gaps are visible
 	Prefix     string // "10.0.0.0/8"
 	Family     string // "ipv4-unicast", "ipv6-unicast", ...
 	Withdrawal bool   // the prefix has no best path any more
@@ -78,6 +79,7 @@ func (e *BestPath) Attrs() *Attributes {
 
 // PeerState is one session state change of a neighbour.
 type PeerState struct {
+	Seq       uint64
 	Peer      Peer
 	State     string // idle, connect, active, opensent, openconfirm, established
 	OldState  string // "" when edbgpd has not seen the peer before
@@ -136,6 +138,7 @@ func NewEventTables(L *lua.LState) *EventTables {
 func (x *EventTables) BestPath(L *lua.LState, e *BestPath) *lua.LTable {
 	t := L.CreateTable(0, 16)
 	t.RawSetString("type", lua.LString("best_path"))
+	t.RawSetString("seq", lua.LNumber(e.Seq))
 	t.RawSetString("prefix", lua.LString(e.Prefix))
 	t.RawSetString("family", lua.LString(e.Family))
 	t.RawSetString("withdrawal", lua.LBool(e.Withdrawal))
@@ -204,6 +207,7 @@ func setAttributes(L *lua.LState, t *lua.LTable, a *Attributes) {
 func (e *PeerState) Table(L *lua.LState) *lua.LTable {
 	t := L.CreateTable(0, 8)
 	t.RawSetString("type", lua.LString("peer_state"))
+	t.RawSetString("seq", lua.LNumber(e.Seq))
 	t.RawSetString("peer", lua.LString(e.Peer.Address))
 	t.RawSetString("asn", lua.LNumber(e.Peer.ASN))
 	t.RawSetString("router_id", lua.LString(e.Peer.RouterID))

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"time"
 
 	lua "github.com/yuin/gopher-lua"
 )
@@ -37,16 +38,41 @@ type Actions interface {
 	Peers() ([]PeerStatus, error)
 }
 
+// Runtime is what the module asks of the script runtime hosting it:
+// timers that call back on the script's own goroutine, and persistence of
+// the script's state table.
+type Runtime interface {
+	// StartTimer calls fn after delay, then every period if period > 0.
+	StartTimer(delay, period time.Duration, fn *lua.LFunction) int
+	// CancelTimer stops a timer; false if there was none with that id.
+	CancelTimer(id int) bool
+	// PersistState asks for the state table to be kept across restarts.
+	PersistState(on bool) error
+	// Now is the script's clock (a fake one in the offline runner).
+	Now() time.Time
+}
+
 // Module is the "bgp" module of one script version.
 type Module struct {
 	actions Actions
+	runtime Runtime
 	log     *slog.Logger
+	state   *lua.LTable
+	cause   uint64 // sequence number of the event being handled, 0 if none
 }
 
-// NewModule binds the module to the daemon's actions and the script's logger.
-func NewModule(a Actions, log *slog.Logger) *Module {
-	return &Module{actions: a, log: log}
+// NewModule binds the module to the daemon's actions, the script runtime,
+// the script's logger and its state table (carried over reloads by the
+// runtime; nil for a fresh one).
+func NewModule(a Actions, rt Runtime, log *slog.Logger, state *lua.LTable) *Module {
+	return &Module{actions: a, runtime: rt, log: log, state: state}
 }
+
+// SetCause records the event whose handler runs now, for the audit log.
+func (m *Module) SetCause(seq uint64) { m.cause = seq }
+
+// State is the script's state table.
+func (m *Module) State() *lua.LTable { return m.state }
 
 // functions is the whole module: adding a bound function is one line here
 // plus its method below.
@@ -56,13 +82,31 @@ func (m *Module) functions() map[string]lua.LGFunction {
 		"peers":                     m.peers,
 		"set_export_policy":         m.setExportPolicy,
 		"set_default_export_policy": m.setDefaultExportPolicy,
+		"after":                     m.after,
+		"every":                     m.every,
+		"cancel":                    m.cancel,
+		"persist_state":             m.persistState,
+		"json_encode":               jsonEncode,
+		"json_decode":               jsonDecode,
+		"parse_prefix":              parsePrefix,
+		"prefix_contains":           prefixContains,
+		"prefix_overlap":            prefixOverlap,
+		"parse_community":           parseCommunity,
+		"format_community":          formatCommunity,
+		"now":                       m.now,
 	}
 }
 
-// Preload makes `require("bgp")` return the module in L.
+// Preload makes `require("bgp")` return the module in L. The module's
+// `state` field is the script's state table.
 func (m *Module) Preload(L *lua.LState) {
+	if m.state == nil {
+		m.state = L.NewTable()
+	}
 	L.PreloadModule("bgp", func(L *lua.LState) int {
-		L.Push(L.SetFuncs(L.NewTable(), m.functions()))
+		t := L.SetFuncs(L.NewTable(), m.functions())
+		t.RawSetString("state", m.state)
+		L.Push(t)
 		return 1
 	})
 }
@@ -157,9 +201,13 @@ func (m *Module) setDefaultExportPolicy(L *lua.LState) int {
 	return 1
 }
 
-// audit logs every action a script takes with its outcome.
+// audit logs every action a script takes with its outcome and the event
+// (sequence number) that caused it.
 func (m *Module) audit(L *lua.LState, action string, err error, args ...any) {
 	args = append(args, "action", action, "at", where(L))
+	if m.cause != 0 {
+		args = append(args, "event_seq", m.cause)
+	}
 	if err != nil {
 		m.log.Warn("script action failed", append(args, "err", err)...)
 		return

@@ -2,10 +2,12 @@ package luaapi_test
 
 import (
 	"errors"
+	"fmt"
 	"io"
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	lua "github.com/yuin/gopher-lua"
 
@@ -29,6 +31,22 @@ func (f *fake) Peers() ([]luaapi.PeerStatus, error) {
 	return []luaapi.PeerStatus{{Address: "192.0.2.2", ASN: 65002, State: "established", ExportPolicy: "full"}}, nil
 }
 
+// fakeRuntime records timers instead of running them.
+type fakeRuntime struct{ timers []string }
+
+func (r *fakeRuntime) StartTimer(delay, period time.Duration, fn *lua.LFunction) int {
+	r.timers = append(r.timers, fmt.Sprintf("%v/%v", delay, period))
+	return len(r.timers)
+}
+func (r *fakeRuntime) CancelTimer(id int) bool { return id >= 1 && id <= len(r.timers) }
+func (r *fakeRuntime) PersistState(on bool) error {
+	if on {
+		return errors.New("no data folder configured")
+	}
+	return nil
+}
+func (r *fakeRuntime) Now() time.Time { return time.Unix(1700000000, 500000000) }
+
 func TestModule(t *testing.T) {
 	for _, tc := range []struct {
 		name, code string
@@ -45,12 +63,35 @@ func TestModule(t *testing.T) {
 		{"peers", `local p = bgp.peers()[1]; assert(p.address == "192.0.2.2" and p.asn == 65002 and p.state == "established" and p.export_policy == "full")`, "", ""},
 		{"log", `bgp.log("info", "hello", 1, nil, true)`, "", ""},
 		{"log bad level", `bgp.log("loud", "x")`, "bad argument #1 to log", ""},
+		{"after", `assert(bgp.after(1.5, function() end) == 1)`, "", ""},
+		{"every", `assert(bgp.every(10, function() end) == 1)`, "", ""},
+		{"after no function", `bgp.after(1, "x")`, "bad argument #2 to after (function expected, got string)", ""},
+		{"after negative", `bgp.after(-1, function() end)`, "bad argument #1 to after", ""},
+		{"every zero", `bgp.every(0, function() end)`, "bad argument #1 to every", ""},
+		{"cancel", `assert(bgp.cancel(1) == false)`, "", ""},
+		{"cancel not a number", `bgp.cancel("x")`, "bad argument #1 to cancel", ""},
+		{"persist_state refused", `local ok, why = bgp.persist_state(true); assert(ok == nil and why:find("data folder"))`, "", ""},
+		{"state table", `bgp.state.x = 1; assert(require("bgp").state.x == 1)`, "", ""},
+		{"now", `assert(bgp.now() == 1700000000.5)`, "", ""},
+		{"json round trip", `local v = bgp.json_decode(bgp.json_encode({a = {1, 2, "x"}, b = true})); assert(v.a[3] == "x" and v.b == true)`, "", ""},
+		{"json encode function", `local ok, why = bgp.json_encode({f = print}); assert(ok == nil and why:find("function"))`, "", ""},
+		{"json decode bad", `local ok, why = bgp.json_decode("{"); assert(ok == nil and why:find("json_decode"))`, "", ""},
+		{"parse_prefix", `local p = bgp.parse_prefix("10.1.2.3/8"); assert(p.prefix == "10.0.0.0/8" and p.length == 8 and p.family == "ipv4")`, "", ""},
+		{"parse_prefix v6 address", `local p = bgp.parse_prefix("2001:db8::1"); assert(p.length == 128 and p.family == "ipv6")`, "", ""},
+		{"parse_prefix bad", `local p, why = bgp.parse_prefix("10.0.0.0/33"); assert(p == nil and why)`, "", ""},
+		{"prefix_contains", `assert(bgp.prefix_contains("10.0.0.0/8", "10.1.0.0/16") and bgp.prefix_contains("10.0.0.0/8", "10.9.9.9") and not bgp.prefix_contains("10.1.0.0/16", "10.0.0.0/8"))`, "", ""},
+		{"prefix_contains bad", `bgp.prefix_contains("nope", "10.0.0.0/8")`, "bad argument #1 to prefix_contains", ""},
+		{"prefix_overlap", `assert(bgp.prefix_overlap("10.0.0.0/8", "10.1.0.0/16") and not bgp.prefix_overlap("10.0.0.0/8", "192.0.2.0/24"))`, "", ""},
+		{"parse_community", `local a, v = bgp.parse_community("65000:38"); assert(a == 65000 and v == 38); a, v = bgp.parse_community("blackhole"); assert(a == 65535 and v == 666)`, "", ""},
+		{"parse_community bad", `local a, why = bgp.parse_community("65536:1"); assert(a == nil and why)`, "", ""},
+		{"format_community", `assert(bgp.format_community(65000, 38) == "65000:38")`, "", ""},
+		{"format_community range", `bgp.format_community(70000, 1)`, "bad argument #1 to format_community", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			L := lua.NewState()
 			defer L.Close()
 			f := &fake{}
-			luaapi.NewModule(f, slog.New(slog.NewTextHandler(io.Discard, nil))).Preload(L)
+			luaapi.NewModule(f, &fakeRuntime{}, slog.New(slog.NewTextHandler(io.Discard, nil)), nil).Preload(L)
 			err := L.DoString(`local bgp = require("bgp")` + "\n" + tc.code)
 			switch {
 			case tc.err == "" && err != nil:

@@ -8,7 +8,10 @@ local WATCHED = "10.0.0.0/8"
 local CODE = { "65000:38", "65000:38", "65000:40", "65000:40", "65000:37",
                "65000:39", "65000:37", "65000:39", "65000:66", "65000:65" }
 
-local history = {} -- peer address -> communities seen on WATCHED, oldest first
+-- peer address -> communities seen on WATCHED, oldest first. It lives in
+-- bgp.state, so saving this file mid-sequence does not lose the sequence.
+bgp.state.history = bgp.state.history or {}
+local history = bgp.state.history
 
 function on_load()
   -- Peers no one has unlocked get the default route only, from the moment

@@ -1,0 +1,219 @@
+package host
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+
+	"github.com/edbgpd/edbgpd/luaapi"
+)
+
+// Clock is where scripts get time and timers: the wall clock in the
+// daemon, a fake one in the offline runner.
+type Clock interface {
+	Now() time.Time
+	AfterFunc(d time.Duration, f func()) interface{ Stop() bool }
+}
+
+type wallClock struct{}
+
+func (wallClock) Now() time.Time { return time.Now() }
+func (wallClock) AfterFunc(d time.Duration, f func()) interface{ Stop() bool } {
+	return time.AfterFunc(d, f)
+}
+
+// timerFire is queued with the events when a timer is due, so that the
+// callback runs on the script's goroutine, in order with events.
+type timerFire struct {
+	v  *version
+	id int
+}
+
+type timer struct {
+	fn     *lua.LFunction
+	period time.Duration
+	stop   interface{ Stop() bool }
+}
+
+// runtime implements luaapi.Runtime for one version of a script. Its
+// timer map is touched by the script goroutine only; the clock's
+// callbacks only queue a timerFire.
+type runtime struct {
+	s      *Script
+	v      *version
+	mu     sync.Mutex // guards timers against Stop from closeVersion
+	timers map[int]*timer
+	nextID int
+}
+
+var _ luaapi.Runtime = (*runtime)(nil)
+
+func (r *runtime) Now() time.Time { return r.s.clock.Now() }
+
+func (r *runtime) StartTimer(delay, period time.Duration, fn *lua.LFunction) int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.nextID++
+	id := r.nextID
+	t := &timer{fn: fn, period: period}
+	r.timers[id] = t
+	r.arm(id, t, delay)
+	return id
+}
+
+// arm schedules the next firing of t. Caller holds mu.
+func (r *runtime) arm(id int, t *timer, d time.Duration) {
+	v, s := r.v, r.s
+	t.stop = s.clock.AfterFunc(d, func() {
+		if v.ctx.Err() == nil {
+			s.push(timerFire{v: v, id: id})
+		}
+	})
+}
+
+func (r *runtime) CancelTimer(id int) bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	t, ok := r.timers[id]
+	if ok {
+		t.stop.Stop()
+		delete(r.timers, id)
+	}
+	return ok
+}
+
+// fire runs a due timer's callback; periodic timers are re-armed first.
+func (r *runtime) fire(id int) {
+	r.mu.Lock()
+	t, ok := r.timers[id]
+	if ok {
+		if t.period > 0 {
+			r.arm(id, t, t.period)
+		} else {
+			delete(r.timers, id)
+		}
+	}
+	r.mu.Unlock()
+	if !ok {
+		return // cancelled after it was queued
+	}
+	if err := r.s.guard.call(r.v, r.s.limits.CallTimeout, t.fn); err != nil {
+		r.s.Stats.Errors.Add(1)
+		r.s.log.Error("timer callback failed", "version", r.v.hash, "err", err)
+	}
+}
+
+func (r *runtime) stopTimers() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for id, t := range r.timers {
+		t.stop.Stop()
+		delete(r.timers, id)
+	}
+}
+
+// PersistState turns saving of bgp.state to the data folder on or off.
+// Turning it on for the first time in this daemon's life merges the saved
+// state into bgp.state (keys the script has set already win).
+func (r *runtime) PersistState(on bool) error {
+	s := r.s
+	if !on {
+		s.persist = false
+		return nil
+	}
+	if s.dataDir == "" {
+		return errors.New("no data folder configured ([edbgpd] data)")
+	}
+	s.persist = true
+	if s.restored {
+		return nil
+	}
+	s.restored = true
+	saved, err := s.readState()
+	if err != nil || saved == nil {
+		return err
+	}
+	state := r.v.module.State()
+	saved.ForEach(func(k, v lua.LValue) {
+		if state.RawGet(k) == lua.LNil {
+			state.RawSet(k, v)
+		}
+	})
+	return nil
+}
+
+func (s *Script) statePath() string { return filepath.Join(s.dataDir, s.Name+".state.json") }
+
+// readState loads the saved state into the running version's Lua state. A
+// file that does not parse is set aside (renamed) and reported.
+func (s *Script) readState() (*lua.LTable, error) {
+	b, err := os.ReadFile(s.statePath())
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	v, err := luaapi.DecodeJSON(s.cur0().L, b)
+	t, ok := v.(*lua.LTable)
+	if err != nil || !ok {
+		aside := fmt.Sprintf("%s.corrupt-%d", s.statePath(), time.Now().Unix())
+		os.Rename(s.statePath(), aside)
+		s.log.Error("saved script state is corrupt; set aside, starting empty", "file", s.statePath(), "moved_to", aside, "err", err)
+		return nil, nil
+	}
+	return t, nil
+}
+
+// saveState writes bgp.state atomically (temp file, fsync, rename), if
+// persistence is on and it changed since the last save.
+func (s *Script) saveState(v *version) {
+	if !s.persist || v == nil {
+		return
+	}
+	s.lastSave = time.Now()
+	b, err := luaapi.EncodeJSON(v.module.State())
+	if err != nil {
+		s.log.Error("cannot save script state", "err", err)
+		return
+	}
+	if string(b) == s.lastSaved {
+		return
+	}
+	if err := writeAtomic(s.statePath(), b); err != nil {
+		s.log.Error("cannot save script state", "err", err)
+		return
+	}
+	s.lastSaved = string(b)
+}
+
+// writeAtomic replaces path with data so that a crash leaves the old or
+// the new content, never a mix.
+func writeAtomic(path string, data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(filepath.Dir(path), ".tmp-"+filepath.Base(path))
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = os.Rename(f.Name(), path)
+	}
+	if err != nil {
+		os.Remove(f.Name())
+	}
+	return err
+}

@@ -1,0 +1,111 @@
+package host_test
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edbgpd/edbgpd/host"
+	"github.com/edbgpd/edbgpd/internal/bgptest"
+	"github.com/edbgpd/edbgpd/luaapi"
+)
+
+// counter counts best paths in bgp.state and reports the count as
+// set_export_policy(tag, n).
+func counter(tag, extra string) string {
+	return `local bgp = require("bgp")
+` + extra + `
+function on_best_path(ev)
+  bgp.state.n = (bgp.state.n or 0) + 1
+  bgp.set_export_policy("` + tag + `", tostring(bgp.state.n))
+end
+`
+}
+
+func (e *scriptEnv) event() {
+	e.set.Dispatch(&luaapi.BestPath{Prefix: "192.0.2.0/24"})
+}
+
+func (e *scriptEnv) waitCall(call string) {
+	e.t.Helper()
+	bgptest.WaitFor(e.t, 3*time.Second, func() bool { return e.rec.has(call) }, call)
+}
+
+func TestStateSurvivesReload(t *testing.T) {
+	e := newScriptEnv(t, host.DefaultLimits)
+	e.write("c.lua", counter("v1", ""))
+	e.set.LoadAll()
+	e.set.Watch()
+	e.event()
+	e.event()
+	e.waitCall("v1 2")
+	e.write("c.lua", counter("v2", "-- saved again"))
+	bgptest.WaitFor(t, 3*time.Second, func() bool { return e.set.Script("c.lua").Stats.Reloads.Load() == 2 }, "the reload")
+	e.event()
+	e.waitCall("v2 3")
+}
+
+func TestTimers(t *testing.T) {
+	e := newScriptEnv(t, host.DefaultLimits)
+	e.write("t.lua", `local bgp = require("bgp")
+local ticks = 0
+function on_load()
+  bgp.after(0.05, function() bgp.set_export_policy("after", "fired") end)
+  local c = bgp.after(0.05, function() bgp.set_export_policy("cancelled", "fired") end)
+  assert(bgp.cancel(c) == true and bgp.cancel(c) == false)
+  bgp.every(0.02, function()
+    ticks = ticks + 1
+    bgp.set_export_policy("every", tostring(ticks))
+    if ticks == 2 then error("a failing tick does not stop the timer") end
+  end)
+end
+`)
+	e.set.LoadAll()
+	e.waitCall("after fired")
+	e.waitCall("every 4")
+	if e.rec.has("cancelled fired") {
+		t.Error("a cancelled timer fired")
+	}
+	if !strings.Contains(e.logs.String(), "timer callback failed") {
+		t.Error("the failing tick was not logged")
+	}
+	// Replacing the version stops its timers.
+	e.set.Watch()
+	e.write("t.lua", `-- no timers`)
+	bgptest.WaitFor(t, 3*time.Second, func() bool { return e.set.Script("t.lua").Stats.Reloads.Load() == 2 }, "the reload")
+	n := e.rec.count()
+	time.Sleep(100 * time.Millisecond)
+	if got := e.rec.count(); got != n {
+		t.Errorf("the old version's timer still fires: %d more calls", got-n)
+	}
+}
+
+func TestPersistedState(t *testing.T) {
+	data := t.TempDir()
+	scripts := t.TempDir()
+	src := counter("p", "bgp.persist_state(true)")
+	os.WriteFile(filepath.Join(scripts, "p.lua"), []byte(src), 0o644)
+	run := func(want string) *scriptEnv {
+		e := newScriptEnv(t, host.DefaultLimits)
+		e.dir = scripts
+		e.set = host.NewScriptSet(scripts, e.rec, host.DefaultLimits, testLogger(t))
+		e.set.SetDataDir(data)
+		e.set.LoadAll()
+		e.event()
+		e.waitCall(want)
+		e.set.Close() // daemon stop: state saved
+		return e
+	}
+	run("p 1")
+	run("p 2") // a restart keeps the count
+
+	// A corrupt file is set aside, not fatal.
+	os.WriteFile(filepath.Join(data, "p.lua.state.json"), []byte("{not json"), 0o644)
+	run("p 1")
+	matches, _ := filepath.Glob(filepath.Join(data, "p.lua.state.json.corrupt-*"))
+	if len(matches) != 1 {
+		t.Errorf("corrupt state file not set aside: %v", matches)
+	}
+}

@@ -1,0 +1,192 @@
+package luaapi
+
+import (
+	"encoding/json"
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+
+	lua "github.com/yuin/gopher-lua"
+)
+
+// maxDepth bounds nesting when converting tables, so a cycle or a very
+// deep structure is an error, not a stack overflow.
+const maxDepth = 64
+
+// ToGo converts a Lua value to plain Go: nil, bool, float64, string,
+// []any (a table with keys 1..n) or map[string]any (other tables; keys
+// must be strings or numbers, numbers become their decimal form).
+// Functions, userdata and threads are errors.
+func ToGo(v lua.LValue) (any, error) { return toGo(v, 0) }
+
+func toGo(v lua.LValue, depth int) (any, error) {
+	if depth > maxDepth {
+		return nil, fmt.Errorf("nested deeper than %d (a table that contains itself?)", maxDepth)
+	}
+	switch v := v.(type) {
+	case *lua.LNilType:
+		return nil, nil
+	case lua.LBool:
+		return bool(v), nil
+	case lua.LNumber:
+		return float64(v), nil
+	case lua.LString:
+		return string(v), nil
+	case *lua.LTable:
+		if n := v.Len(); n > 0 && countKeys(v) == n {
+			list := make([]any, 0, n)
+			for i := 1; i <= n; i++ {
+				x, err := toGo(v.RawGetInt(i), depth+1)
+				if err != nil {
+					return nil, err
+				}
+				list = append(list, x)
+			}
+			return list, nil
+		}
+		m := make(map[string]any)
+		var err error
+		v.ForEach(func(k, val lua.LValue) {
+			if err != nil {
+				return
+			}
+			var key string
+			switch k := k.(type) {
+			case lua.LString:
+				key = string(k)
+			case lua.LNumber:
+				key = strconv.FormatFloat(float64(k), 'f', -1, 64)
+			default:
+				err = fmt.Errorf("table key of type %s", k.Type())
+				return
+			}
+			var x any
+			if x, err = toGo(val, depth+1); err == nil {
+				m[key] = x
+			}
+		})
+		return m, err
+	}
+	return nil, fmt.Errorf("cannot convert a %s", v.Type())
+}
+
+func countKeys(t *lua.LTable) int {
+	n := 0
+	t.ForEach(func(lua.LValue, lua.LValue) { n++ })
+	return n
+}
+
+// FromGo builds the Lua value of a plain Go value (as ToGo or
+// encoding/json produce).
+func FromGo(L *lua.LState, v any) lua.LValue {
+	switch v := v.(type) {
+	case nil:
+		return lua.LNil
+	case bool:
+		return lua.LBool(v)
+	case float64:
+		return lua.LNumber(v)
+	case int:
+		return lua.LNumber(v)
+	case int64:
+		return lua.LNumber(v)
+	case uint32:
+		return lua.LNumber(v)
+	case string:
+		return lua.LString(v)
+	case []string:
+		return stringList(L, v)
+	case []any:
+		t := L.CreateTable(len(v), 0)
+		for _, x := range v {
+			t.Append(FromGo(L, x))
+		}
+		return t
+	case map[string]any:
+		t := L.CreateTable(0, len(v))
+		keys := make([]string, 0, len(v))
+		for k := range v {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			t.RawSetString(k, FromGo(L, v[k]))
+		}
+		return t
+	}
+	return lua.LString(fmt.Sprint(v))
+}
+
+// EncodeJSON renders a Lua value as JSON. NaN and infinities are errors.
+func EncodeJSON(v lua.LValue) ([]byte, error) {
+	g, err := ToGo(v)
+	if err != nil {
+		return nil, err
+	}
+	if err := finite(g); err != nil {
+		return nil, err
+	}
+	return json.Marshal(g)
+}
+
+func finite(v any) error {
+	switch v := v.(type) {
+	case float64:
+		if math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("%v has no JSON form", v)
+		}
+	case []any:
+		for _, x := range v {
+			if err := finite(x); err != nil {
+				return err
+			}
+		}
+	case map[string]any:
+		for _, x := range v {
+			if err := finite(x); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// DecodeJSON parses JSON into a Lua value.
+func DecodeJSON(L *lua.LState, data []byte) (lua.LValue, error) {
+	var g any
+	if err := json.Unmarshal(data, &g); err != nil {
+		return lua.LNil, err
+	}
+	return FromGo(L, g), nil
+}
+
+// CopyTable deep-copies a table of one state into another, keeping key
+// types. Functions and userdata are left out (they belong to the old
+// state); the count of left-out values is returned.
+func CopyTable(dst *lua.LState, src *lua.LTable) (*lua.LTable, int) {
+	skipped := 0
+	var cp func(v lua.LValue, depth int) lua.LValue
+	cp = func(v lua.LValue, depth int) lua.LValue {
+		switch v := v.(type) {
+		case *lua.LNilType, lua.LBool, lua.LNumber, lua.LString:
+			return v
+		case *lua.LTable:
+			if depth > maxDepth {
+				skipped++
+				return lua.LNil
+			}
+			t := dst.CreateTable(v.Len(), 0)
+			v.ForEach(func(k, val lua.LValue) {
+				nk, nv := cp(k, depth+1), cp(val, depth+1)
+				if nk != lua.LNil && nv != lua.LNil {
+					t.RawSet(nk, nv)
+				}
+			})
+			return t
+		}
+		skipped++
+		return lua.LNil
+	}
+	return cp(src, 0).(*lua.LTable), skipped
+}

@@ -31,6 +31,7 @@ type Route struct {
 	Prefix           string   `toml:"prefix" yaml:"prefix"`
 	Nexthop          string   `toml:"nexthop" yaml:"nexthop"`
 	Origin           string   `toml:"origin" yaml:"origin"`
+	ASPath           []uint32 `toml:"as-path" yaml:"as-path"`
 	Communities      []string `toml:"communities" yaml:"communities"`
 	LargeCommunities []string `toml:"large-communities" yaml:"large-communities"`
 	MED              *uint32  `toml:"med" yaml:"med"`

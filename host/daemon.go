@@ -13,8 +13,6 @@ import (
 	gobgplog "github.com/osrg/gobgp/v3/pkg/log"
 	"github.com/osrg/gobgp/v3/pkg/server"
 	"google.golang.org/grpc"
-
-	"github.com/edbgpd/edbgpd/luaapi"
 )
 
 // Settings are what the command line tells the daemon.
@@ -42,9 +40,9 @@ type Daemon struct {
 	stopWatch context.CancelFunc
 	current   *oc.BgpConfigSet // as applied, edbgpd's policy included
 	options   Options
-}
 
-var _ luaapi.Actions = (*Daemon)(nil)
+	announced announcements
+}
 
 // Start reads the config, starts GoBGP and the scripts, and only then adds
 // the neighbours, so that scripts decide what a peer gets before its
@@ -212,28 +210,4 @@ func (d *Daemon) Stop() {
 		d.stopWatch()
 	}
 	d.Server.Stop()
-}
-
-// SetExportPolicy implements luaapi.Actions.
-func (d *Daemon) SetExportPolicy(peer, policy string) error { return d.policy.SetPeer(peer, policy) }
-
-// SetDefaultExportPolicy implements luaapi.Actions.
-func (d *Daemon) SetDefaultExportPolicy(policy string) error { return d.policy.SetDefault(policy) }
-
-// Peers implements luaapi.Actions.
-func (d *Daemon) Peers() ([]luaapi.PeerStatus, error) {
-	var out []luaapi.PeerStatus
-	err := d.Server.ListPeer(context.Background(), &api.ListPeerRequest{}, func(p *api.Peer) {
-		st := luaapi.PeerStatus{Address: p.GetConf().GetNeighborAddress(), ASN: p.GetConf().GetPeerAsn(), Description: p.GetConf().GetDescription()}
-		if s := p.GetState(); s != nil {
-			st.State = sessionStates[s.SessionState]
-			st.RouterID = cleanAddr(s.RouterId)
-			if st.ASN == 0 {
-				st.ASN = s.PeerAsn
-			}
-		}
-		st.ExportPolicy = d.policy.PeerPolicy(st.Address)
-		out = append(out, st)
-	})
-	return out, err
 }

@@ -5,29 +5,15 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"strconv"
-	"strings"
 	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
 	"github.com/osrg/gobgp/v3/pkg/apiutil"
 	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
 	"github.com/osrg/gobgp/v3/pkg/server"
-)
 
-// ParseCommunity reads "65000:38" into its 32-bit form.
-func ParseCommunity(s string) (uint32, error) {
-	hi, lo, ok := strings.Cut(s, ":")
-	if !ok {
-		return 0, fmt.Errorf("community %q: want ASN:VALUE", s)
-	}
-	h, err1 := strconv.ParseUint(hi, 10, 16)
-	l, err2 := strconv.ParseUint(lo, 10, 16)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("community %q: want two numbers 0-65535", s)
-	}
-	return uint32(h)<<16 | uint32(l), nil
-}
+	"github.com/edbgpd/edbgpd/luaapi"
+)
 
 // path builds the GoBGP path for an originated route.
 func (r Route) path() (*api.Path, error) {
@@ -47,6 +33,10 @@ func (r Route) path() (*api.Path, error) {
 		return nil, fmt.Errorf("origin %q: want igp, egp or incomplete", r.Origin)
 	}
 	attrs := []bgp.PathAttributeInterface{bgp.NewPathAttributeOrigin(origin)}
+	if len(r.ASPath) > 0 {
+		attrs = append(attrs, bgp.NewPathAttributeAsPath([]bgp.AsPathParamInterface{
+			bgp.NewAs4PathParam(bgp.BGP_ASPATH_ATTR_TYPE_SEQ, r.ASPath)}))
+	}
 	var nlri bgp.AddrPrefixInterface
 	if pfx.Addr().Is4() {
 		nh := r.Nexthop
@@ -78,9 +68,11 @@ func (r Route) path() (*api.Path, error) {
 	if len(r.Communities) > 0 {
 		cs := make([]uint32, len(r.Communities))
 		for i, s := range r.Communities {
-			if cs[i], err = ParseCommunity(s); err != nil {
+			hi, lo, err := luaapi.ParseCommunity(s)
+			if err != nil {
 				return nil, err
 			}
+			cs[i] = uint32(hi)<<16 | uint32(lo)
 		}
 		attrs = append(attrs, bgp.NewPathAttributeCommunities(cs))
 	}
@@ -108,7 +100,7 @@ func newOriginator(srv *server.BgpServer, log *slog.Logger) *originator {
 }
 
 func routeKey(r Route) string {
-	return fmt.Sprintf("%s|%s|%s|%v|%v|%v|%v", r.Prefix, r.Nexthop, r.Origin, r.Communities, r.LargeCommunities, deref(r.MED), deref(r.LocalPref))
+	return fmt.Sprintf("%s|%s|%s|%v|%v|%v|%v|%v", r.Prefix, r.Nexthop, r.Origin, r.ASPath, r.Communities, r.LargeCommunities, deref(r.MED), deref(r.LocalPref))
 }
 
 func deref(p *uint32) any {

@@ -225,7 +225,7 @@ func (s *Script) load() error {
 			log.Warn("bgp.state values that cannot cross a reload (functions, userdata, deep nesting) were dropped", "count", skipped)
 		}
 	}
-	v.module = luaapi.NewModule(s.actions, v.rt, log, state)
+	v.module = luaapi.NewModule(luaapi.Options{Script: s.Name, Actions: s.actions, Runtime: v.rt, Log: log, State: state})
 	v.module.Preload(v.L)
 	s.loading = v
 	defer func() { s.loading = nil }()

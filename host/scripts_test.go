@@ -17,6 +17,7 @@ import (
 
 // recorder is a fake daemon: it records what scripts ask of it.
 type recorder struct {
+	luaapi.Recorder
 	mu    sync.Mutex
 	calls []string
 }

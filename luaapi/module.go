@@ -24,8 +24,14 @@ type PeerStatus struct {
 	ASN          uint32
 	RouterID     string
 	State        string
-	ExportPolicy string // as last set by a script; "" if never set
+	ExportPolicy string // as scripts set it (or the default they set)
 	Description  string
+	AdminDown    bool
+	Received     uint64 // prefixes received, all families
+	Accepted     uint64
+	Advertised   uint64
+	Uptime       float64 // seconds in Established; 0 when not
+	Flaps        uint32
 }
 
 // Actions is everything the bgp module asks of the daemon. host/
@@ -36,6 +42,30 @@ type Actions interface {
 	SetExportPolicy(peer, policy string) error
 	SetDefaultExportPolicy(policy string) error
 	Peers() ([]PeerStatus, error)
+	Peer(address string) (*PeerStatus, error)
+	ResetPeer(address, how string) error // how: hard, soft, soft-in, soft-out
+	SetPeerEnabled(address string, enabled bool) error
+	// Announce originates r from the daemon's RIB on behalf of script,
+	// replacing what that script announced for the same prefix.
+	Announce(script string, r Route) error
+	// Withdraw removes what script announced for prefix.
+	Withdraw(script, prefix string) error
+	// BestPath is the best path of exactly prefix; nil if there is none.
+	BestPath(prefix string) (*BestPath, error)
+	// Lookup is the best path of the longest prefix covering address.
+	Lookup(address string) (*BestPath, error)
+}
+
+// Route is what a script announces.
+type Route struct {
+	Prefix           string
+	Nexthop          string // "" for the daemon's own address
+	Origin           string // igp (default), egp, incomplete
+	ASPath           []uint32
+	Communities      []string
+	LargeCommunities []string
+	MED              *uint32
+	LocalPref        *uint32
 }
 
 // Runtime is what the module asks of the script runtime hosting it:
@@ -54,25 +84,30 @@ type Runtime interface {
 
 // Module is the "bgp" module of one script version.
 type Module struct {
-	actions Actions
-	runtime Runtime
-	log     *slog.Logger
-	state   *lua.LTable
-	cause   uint64 // sequence number of the event being handled, 0 if none
+	Options
+	cause  uint64 // sequence number of the event being handled, 0 if none
+	tables *EventTables
 }
 
-// NewModule binds the module to the daemon's actions, the script runtime,
-// the script's logger and its state table (carried over reloads by the
-// runtime; nil for a fresh one).
-func NewModule(a Actions, rt Runtime, log *slog.Logger, state *lua.LTable) *Module {
-	return &Module{actions: a, runtime: rt, log: log, state: state}
+// Options bind a module to its script.
+type Options struct {
+	Script  string // file name: owner of announcements, name in logs
+	Actions Actions
+	Runtime Runtime
+	Log     *slog.Logger
+	State   *lua.LTable // carried over reloads by the runtime; nil: fresh
+}
+
+// NewModule binds the module to the daemon's actions and the script.
+func NewModule(o Options) *Module {
+	return &Module{Options: o}
 }
 
 // SetCause records the event whose handler runs now, for the audit log.
 func (m *Module) SetCause(seq uint64) { m.cause = seq }
 
 // State is the script's state table.
-func (m *Module) State() *lua.LTable { return m.state }
+func (m *Module) State() *lua.LTable { return m.Options.State }
 
 // functions is the whole module: adding a bound function is one line here
 // plus its method below.
@@ -94,18 +129,27 @@ func (m *Module) functions() map[string]lua.LGFunction {
 		"parse_community":           parseCommunity,
 		"format_community":          formatCommunity,
 		"now":                       m.now,
+		"peer":                      m.peer,
+		"reset_peer":                m.resetPeer,
+		"enable_peer":               m.enablePeer,
+		"disable_peer":              m.disablePeer,
+		"announce":                  m.announce,
+		"withdraw":                  m.withdraw,
+		"best_path":                 m.bestPath,
+		"lookup":                    m.lookup,
 	}
 }
 
 // Preload makes `require("bgp")` return the module in L. The module's
 // `state` field is the script's state table.
 func (m *Module) Preload(L *lua.LState) {
-	if m.state == nil {
-		m.state = L.NewTable()
+	if m.Options.State == nil {
+		m.Options.State = L.NewTable()
 	}
+	m.tables = NewEventTables(L)
 	L.PreloadModule("bgp", func(L *lua.LState) int {
 		t := L.SetFuncs(L.NewTable(), m.functions())
-		t.RawSetString("state", m.state)
+		t.RawSetString("state", m.Options.State)
 		L.Push(t)
 		return 1
 	})
@@ -141,29 +185,39 @@ func (m *Module) logFn(L *lua.LState) int {
 	for i := 2; i <= L.GetTop(); i++ {
 		parts = append(parts, L.ToStringMeta(L.Get(i)).String())
 	}
-	m.log.Log(context.Background(), level, strings.Join(parts, " "), "at", where(L))
+	m.Log.Log(context.Background(), level, strings.Join(parts, " "), "at", where(L))
 	return 0
 }
 
 // bgp.peers() -> list of {address, asn, router_id, state, export_policy, description}
 func (m *Module) peers(L *lua.LState) int {
-	ps, err := m.actions.Peers()
+	ps, err := m.Actions.Peers()
 	if err != nil {
 		return fail(L, err)
 	}
 	t := L.CreateTable(len(ps), 0)
-	for _, p := range ps {
-		e := L.CreateTable(0, 6)
-		e.RawSetString("address", lua.LString(p.Address))
-		e.RawSetString("asn", lua.LNumber(p.ASN))
-		e.RawSetString("router_id", lua.LString(p.RouterID))
-		e.RawSetString("state", lua.LString(p.State))
-		e.RawSetString("export_policy", lua.LString(p.ExportPolicy))
-		e.RawSetString("description", lua.LString(p.Description))
-		t.Append(e)
+	for i := range ps {
+		t.Append(peerTable(L, &ps[i]))
 	}
 	L.Push(t)
 	return 1
+}
+
+func peerTable(L *lua.LState, p *PeerStatus) *lua.LTable {
+	e := L.CreateTable(0, 10)
+	e.RawSetString("address", lua.LString(p.Address))
+	e.RawSetString("asn", lua.LNumber(p.ASN))
+	e.RawSetString("router_id", lua.LString(p.RouterID))
+	e.RawSetString("state", lua.LString(p.State))
+	e.RawSetString("admin_down", lua.LBool(p.AdminDown))
+	e.RawSetString("export_policy", lua.LString(p.ExportPolicy))
+	e.RawSetString("description", lua.LString(p.Description))
+	e.RawSetString("received", lua.LNumber(p.Received))
+	e.RawSetString("accepted", lua.LNumber(p.Accepted))
+	e.RawSetString("advertised", lua.LNumber(p.Advertised))
+	e.RawSetString("uptime", lua.LNumber(p.Uptime))
+	e.RawSetString("flaps", lua.LNumber(p.Flaps))
+	return e
 }
 
 // bgp.set_export_policy(peer, policy) -> true | nil, reason
@@ -176,7 +230,7 @@ func (m *Module) setExportPolicy(L *lua.LState) int {
 	if policy == "" {
 		L.ArgError(2, "bgp.set_export_policy: policy name is empty")
 	}
-	err := m.actions.SetExportPolicy(peer, policy)
+	err := m.Actions.SetExportPolicy(peer, policy)
 	m.audit(L, "set_export_policy", err, "peer", peer, "policy", policy)
 	if err != nil {
 		return fail(L, err)
@@ -192,7 +246,7 @@ func (m *Module) setDefaultExportPolicy(L *lua.LState) int {
 	if policy == "" {
 		L.ArgError(1, "bgp.set_default_export_policy: policy name is empty")
 	}
-	err := m.actions.SetDefaultExportPolicy(policy)
+	err := m.Actions.SetDefaultExportPolicy(policy)
 	m.audit(L, "set_default_export_policy", err, "policy", policy)
 	if err != nil {
 		return fail(L, err)
@@ -209,8 +263,8 @@ func (m *Module) audit(L *lua.LState, action string, err error, args ...any) {
 		args = append(args, "event_seq", m.cause)
 	}
 	if err != nil {
-		m.log.Warn("script action failed", append(args, "err", err)...)
+		m.Log.Warn("script action failed", append(args, "err", err)...)
 		return
 	}
-	m.log.Info("script action", args...)
+	m.Log.Info("script action", args...)
 }

@@ -14,7 +14,10 @@ import (
 	"github.com/edbgpd/edbgpd/luaapi"
 )
 
-type fake struct{ calls []string }
+type fake struct {
+	luaapi.Recorder
+	calls []string
+}
 
 func (f *fake) SetExportPolicy(peer, policy string) error {
 	if policy == "nope" {
@@ -91,7 +94,7 @@ func TestModule(t *testing.T) {
 			L := lua.NewState()
 			defer L.Close()
 			f := &fake{}
-			luaapi.NewModule(f, &fakeRuntime{}, slog.New(slog.NewTextHandler(io.Discard, nil)), nil).Preload(L)
+			luaapi.NewModule(luaapi.Options{Script: "test.lua", Actions: f, Runtime: &fakeRuntime{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}).Preload(L)
 			err := L.DoString(`local bgp = require("bgp")` + "\n" + tc.code)
 			switch {
 			case tc.err == "" && err != nil:

@@ -19,7 +19,7 @@ func seconds(L *lua.LState, n int, fn string) time.Duration {
 func (m *Module) after(L *lua.LState) int {
 	d := seconds(L, 1, "bgp.after")
 	fn := L.CheckFunction(2)
-	L.Push(lua.LNumber(m.runtime.StartTimer(d, 0, fn)))
+	L.Push(lua.LNumber(m.Runtime.StartTimer(d, 0, fn)))
 	return 1
 }
 
@@ -27,21 +27,21 @@ func (m *Module) after(L *lua.LState) int {
 func (m *Module) every(L *lua.LState) int {
 	d := seconds(L, 1, "bgp.every")
 	fn := L.CheckFunction(2)
-	L.Push(lua.LNumber(m.runtime.StartTimer(d, d, fn)))
+	L.Push(lua.LNumber(m.Runtime.StartTimer(d, d, fn)))
 	return 1
 }
 
 // bgp.cancel(id) -> true if a timer was stopped.
 func (m *Module) cancel(L *lua.LState) int {
 	id := L.CheckInt(1)
-	L.Push(lua.LBool(m.runtime.CancelTimer(id)))
+	L.Push(lua.LBool(m.Runtime.CancelTimer(id)))
 	return 1
 }
 
 // bgp.persist_state(on): keep bgp.state across daemon restarts too.
 func (m *Module) persistState(L *lua.LState) int {
 	on := L.OptBool(1, true)
-	if err := m.runtime.PersistState(on); err != nil {
+	if err := m.Runtime.PersistState(on); err != nil {
 		return fail(L, err)
 	}
 	L.Push(lua.LTrue)

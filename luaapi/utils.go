@@ -136,6 +136,6 @@ func formatCommunity(L *lua.LState) int {
 
 // bgp.now() -> Unix seconds, with fractions, on the script's clock
 func (m *Module) now(L *lua.LState) int {
-	L.Push(unixSeconds(m.runtime.Now()))
+	L.Push(unixSeconds(m.Runtime.Now()))
 	return 1
 }

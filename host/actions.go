@@ -1,0 +1,192 @@
+package host
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"sync"
+	"time"
+
+	api "github.com/osrg/gobgp/v3/api"
+
+	"github.com/edbgpd/edbgpd/luaapi"
+)
+
+// This file is the daemon side of the bgp module: luaapi.Actions on GoBGP.
+// Calls come from script goroutines; each is one or two GoBGP API calls.
+
+var _ luaapi.Actions = (*Daemon)(nil)
+
+// announcements remembers which script announced which prefix (the path
+// uuid GoBGP gave it), so a script withdraws only its own routes.
+type announcements struct {
+	mu    sync.Mutex
+	paths map[string]map[string][]byte // script -> prefix -> uuid
+}
+
+// SetExportPolicy implements luaapi.Actions.
+func (d *Daemon) SetExportPolicy(peer, policy string) error { return d.policy.SetPeer(peer, policy) }
+
+// SetDefaultExportPolicy implements luaapi.Actions.
+func (d *Daemon) SetDefaultExportPolicy(policy string) error { return d.policy.SetDefault(policy) }
+
+// Peers implements luaapi.Actions.
+func (d *Daemon) Peers() ([]luaapi.PeerStatus, error) {
+	var out []luaapi.PeerStatus
+	err := d.Server.ListPeer(context.Background(), &api.ListPeerRequest{EnableAdvertised: true}, func(p *api.Peer) {
+		out = append(out, d.peerStatus(p))
+	})
+	return out, err
+}
+
+// Peer implements luaapi.Actions.
+func (d *Daemon) Peer(address string) (*luaapi.PeerStatus, error) {
+	var st *luaapi.PeerStatus
+	err := d.Server.ListPeer(context.Background(), &api.ListPeerRequest{Address: address, EnableAdvertised: true}, func(p *api.Peer) {
+		s := d.peerStatus(p)
+		st = &s
+	})
+	if err == nil && st == nil {
+		err = fmt.Errorf("no neighbor %s", address)
+	}
+	return st, err
+}
+
+func (d *Daemon) peerStatus(p *api.Peer) luaapi.PeerStatus {
+	st := luaapi.PeerStatus{Address: p.GetConf().GetNeighborAddress(), ASN: p.GetConf().GetPeerAsn(), Description: p.GetConf().GetDescription()}
+	if s := p.GetState(); s != nil {
+		st.State = sessionStates[s.SessionState]
+		st.RouterID = cleanAddr(s.RouterId)
+		st.AdminDown = s.AdminState == api.PeerState_DOWN
+		st.Flaps = s.Flops
+		if st.ASN == 0 {
+			st.ASN = s.PeerAsn
+		}
+	}
+	for _, a := range p.GetAfiSafis() {
+		if s := a.GetState(); s != nil {
+			st.Received += s.Received
+			st.Accepted += s.Accepted
+			st.Advertised += s.Advertised
+		}
+	}
+	if up := p.GetTimers().GetState().GetUptime(); up != nil && st.State == "established" {
+		st.Uptime = time.Since(up.AsTime()).Seconds()
+	}
+	st.ExportPolicy = d.policy.PeerPolicy(st.Address)
+	return st
+}
+
+// ResetPeer implements luaapi.Actions.
+func (d *Daemon) ResetPeer(address, how string) error {
+	r := &api.ResetPeerRequest{Address: address, Communication: "reset by an edbgpd script"}
+	switch how {
+	case "hard":
+	case "soft":
+		r.Soft, r.Direction = true, api.ResetPeerRequest_BOTH
+	case "soft-in":
+		r.Soft, r.Direction = true, api.ResetPeerRequest_IN
+	case "soft-out":
+		r.Soft, r.Direction = true, api.ResetPeerRequest_OUT
+	default:
+		return fmt.Errorf("reset %q: want hard, soft, soft-in or soft-out", how)
+	}
+	return d.Server.ResetPeer(context.Background(), r)
+}
+
+// SetPeerEnabled implements luaapi.Actions.
+func (d *Daemon) SetPeerEnabled(address string, enabled bool) error {
+	ctx := context.Background()
+	if enabled {
+		return d.Server.EnablePeer(ctx, &api.EnablePeerRequest{Address: address})
+	}
+	return d.Server.DisablePeer(ctx, &api.DisablePeerRequest{Address: address, Communication: "disabled by an edbgpd script"})
+}
+
+// Announce implements luaapi.Actions.
+func (d *Daemon) Announce(script string, r luaapi.Route) error {
+	p, err := Route{Prefix: r.Prefix, Nexthop: r.Nexthop, Origin: r.Origin, ASPath: r.ASPath, Communities: r.Communities,
+		LargeCommunities: r.LargeCommunities, MED: r.MED, LocalPref: r.LocalPref}.path()
+	if err != nil {
+		return err
+	}
+	res, err := d.Server.AddPath(context.Background(), &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: p})
+	if err != nil {
+		return err
+	}
+	d.announced.mu.Lock()
+	defer d.announced.mu.Unlock()
+	if d.announced.paths == nil {
+		d.announced.paths = make(map[string]map[string][]byte)
+	}
+	if d.announced.paths[script] == nil {
+		d.announced.paths[script] = make(map[string][]byte)
+	}
+	d.announced.paths[script][r.Prefix] = res.Uuid
+	return nil
+}
+
+// Withdraw implements luaapi.Actions.
+func (d *Daemon) Withdraw(script, prefix string) error {
+	d.announced.mu.Lock()
+	defer d.announced.mu.Unlock()
+	id, ok := d.announced.paths[script][prefix]
+	if !ok {
+		return fmt.Errorf("%s was not announced by %s", prefix, script)
+	}
+	if err := d.Server.DeletePath(context.Background(), &api.DeletePathRequest{TableType: api.TableType_GLOBAL, Uuid: id}); err != nil {
+		return err
+	}
+	delete(d.announced.paths[script], prefix)
+	return nil
+}
+
+// BestPath implements luaapi.Actions.
+func (d *Daemon) BestPath(prefix string) (*luaapi.BestPath, error) {
+	p, err := netip.ParsePrefix(prefix)
+	if err != nil {
+		return nil, err
+	}
+	best, _, err := d.bestCovering(p, api.TableLookupPrefix_EXACT)
+	return best, err
+}
+
+// Lookup implements luaapi.Actions.
+func (d *Daemon) Lookup(address string) (*luaapi.BestPath, error) {
+	a, err := netip.ParseAddr(address)
+	if err != nil {
+		return nil, err
+	}
+	best, _, err := d.bestCovering(netip.PrefixFrom(a, a.BitLen()), api.TableLookupPrefix_SHORTER)
+	return best, err
+}
+
+// bestCovering returns the best path of the longest prefix that matches p
+// under lookup (EXACT: p itself; SHORTER: p or any prefix covering it).
+func (d *Daemon) bestCovering(p netip.Prefix, lookup api.TableLookupPrefix_Type) (*luaapi.BestPath, int, error) {
+	family := &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}
+	if p.Addr().Is6() {
+		family.Afi = api.Family_AFI_IP6
+	}
+	var best *api.Path
+	bits := -1
+	err := d.Server.ListPath(context.Background(), &api.ListPathRequest{
+		TableType: api.TableType_GLOBAL, Family: family,
+		Prefixes: []*api.TableLookupPrefix{{Prefix: p.String(), Type: lookup}},
+	}, func(dst *api.Destination) {
+		dp, err := netip.ParsePrefix(dst.Prefix)
+		if err != nil || dp.Bits() <= bits {
+			return
+		}
+		for _, path := range dst.Paths {
+			if path.Best {
+				best, bits = path, dp.Bits()
+			}
+		}
+	})
+	if err != nil || best == nil {
+		return nil, bits, err
+	}
+	ev, err := d.conv.bestPathEvent(best)
+	return ev, bits, err
+}

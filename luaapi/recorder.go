@@ -1,0 +1,136 @@
+package luaapi
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"sort"
+	"sync"
+)
+
+// Call is one action a script took, as the offline runner prints it.
+type Call struct {
+	Action string         `json:"action"`
+	Args   map[string]any `json:"args,omitempty"`
+}
+
+// String is the call as one line of JSON, keys in order.
+func (c Call) String() string {
+	b, _ := json.Marshal(c)
+	return string(b)
+}
+
+// Recorder is an Actions that records what scripts ask instead of doing
+// it. The offline test runner uses it; so do tests. Answers to queries
+// (peers, best paths) come from its fields. Safe for concurrent use.
+type Recorder struct {
+	mu    sync.Mutex
+	calls []Call
+
+	PeerList []PeerStatus        // answers Peers and Peer
+	Paths    map[string]*BestPath // prefix -> best path, for BestPath and Lookup
+}
+
+var _ Actions = (*Recorder)(nil)
+
+// Calls returns the calls recorded so far.
+func (r *Recorder) Calls() []Call {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return append([]Call(nil), r.calls...)
+}
+
+func (r *Recorder) record(action string, args map[string]any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.calls = append(r.calls, Call{Action: action, Args: args})
+}
+
+func (r *Recorder) SetExportPolicy(peer, policy string) error {
+	r.record("set_export_policy", map[string]any{"peer": peer, "policy": policy})
+	return nil
+}
+
+func (r *Recorder) SetDefaultExportPolicy(policy string) error {
+	r.record("set_default_export_policy", map[string]any{"policy": policy})
+	return nil
+}
+
+func (r *Recorder) Peers() ([]PeerStatus, error) { return r.PeerList, nil }
+
+func (r *Recorder) Peer(address string) (*PeerStatus, error) {
+	for i := range r.PeerList {
+		if r.PeerList[i].Address == address {
+			return &r.PeerList[i], nil
+		}
+	}
+	return nil, fmt.Errorf("no neighbor %s", address)
+}
+
+func (r *Recorder) ResetPeer(address, how string) error {
+	r.record("reset_peer", map[string]any{"peer": address, "how": how})
+	return nil
+}
+
+func (r *Recorder) SetPeerEnabled(address string, enabled bool) error {
+	name := "disable_peer"
+	if enabled {
+		name = "enable_peer"
+	}
+	r.record(name, map[string]any{"peer": address})
+	return nil
+}
+
+func (r *Recorder) Announce(script string, rt Route) error {
+	args := map[string]any{"prefix": rt.Prefix}
+	for k, v := range map[string]any{"nexthop": rt.Nexthop, "origin": rt.Origin} {
+		if v != "" {
+			args[k] = v
+		}
+	}
+	if len(rt.ASPath) > 0 {
+		args["as_path"] = rt.ASPath
+	}
+	if len(rt.Communities) > 0 {
+		args["communities"] = rt.Communities
+	}
+	if len(rt.LargeCommunities) > 0 {
+		args["large_communities"] = rt.LargeCommunities
+	}
+	if rt.MED != nil {
+		args["med"] = *rt.MED
+	}
+	if rt.LocalPref != nil {
+		args["local_pref"] = *rt.LocalPref
+	}
+	r.record("announce", args)
+	return nil
+}
+
+func (r *Recorder) Withdraw(script, prefix string) error {
+	r.record("withdraw", map[string]any{"prefix": prefix})
+	return nil
+}
+
+func (r *Recorder) BestPath(prefix string) (*BestPath, error) { return r.Paths[prefix], nil }
+
+func (r *Recorder) Lookup(address string) (*BestPath, error) {
+	a, err := netip.ParseAddr(address)
+	if err != nil {
+		return nil, err
+	}
+	keys := make([]string, 0, len(r.Paths))
+	for k := range r.Paths {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var best *BestPath
+	bits := -1
+	for _, k := range keys {
+		p, err := netip.ParsePrefix(k)
+		if err == nil && p.Contains(a) && p.Bits() > bits {
+			best, bits = r.Paths[k], p.Bits()
+		}
+	}
+	return best, nil
+}

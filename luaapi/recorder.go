@@ -27,7 +27,7 @@ type Recorder struct {
 	mu    sync.Mutex
 	calls []Call
 
-	PeerList []PeerStatus        // answers Peers and Peer
+	PeerList []PeerStatus         // answers Peers and Peer
 	Paths    map[string]*BestPath // prefix -> best path, for BestPath and Lookup
 }
 

@@ -24,6 +24,7 @@ type Settings struct {
 	GracefulRestart bool
 	Logger          *slog.Logger
 	GoBGPLogLevel   gobgplog.LogLevel
+	RecordFile      string // write every event here as JSON lines; "" for none
 }
 
 // Daemon is GoBGP with scripts on its event stream.
@@ -42,6 +43,7 @@ type Daemon struct {
 	options   Options
 
 	announced announcements
+	record    *eventLog
 }
 
 // Start reads the config, starts GoBGP and the scripts, and only then adds
@@ -92,6 +94,11 @@ func Start(s Settings) (*Daemon, error) {
 	}
 	if err != nil {
 		return fail(err)
+	}
+	if s.RecordFile != "" {
+		if d.record, err = newEventLog(s.RecordFile, s.Logger); err != nil {
+			return fail(fmt.Errorf("event record: %w", err))
+		}
 	}
 	if dir := cfg.Options.Scripts; dir != "" {
 		d.Scripts = NewScriptSet(dir, d, cfg.Options.Limits(), s.Logger)
@@ -185,7 +192,7 @@ func (d *Daemon) watch() error {
 			{Type: api.WatchEventRequest_Table_Filter_BEST},
 		}},
 	}, func(r *api.WatchEventResponse) {
-		if d.Scripts == nil || len(*d.Scripts.live.Load()) == 0 {
+		if d.record == nil && (d.Scripts == nil || len(*d.Scripts.live.Load()) == 0) {
 			if _, ok := r.Event.(*api.WatchEventResponse_Table); ok {
 				return // nobody listens: skip the decoding
 			}
@@ -197,6 +204,9 @@ func (d *Daemon) watch() error {
 func (d *Daemon) dispatch(ev any) {
 	if d.Scripts != nil {
 		d.Scripts.Dispatch(ev)
+	}
+	if d.record != nil {
+		d.record.push(ev)
 	}
 }
 
@@ -210,4 +220,7 @@ func (d *Daemon) Stop() {
 		d.stopWatch()
 	}
 	d.Server.Stop()
+	if d.record != nil {
+		d.record.Close()
+	}
 }

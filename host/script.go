@@ -143,6 +143,19 @@ func (s *Script) Stop() {
 
 func (s *Script) push(ev any) { s.queue.push(ev) }
 
+// syncMarker is queued by Sync; delivering it closes the channel.
+type syncMarker chan struct{}
+
+// Sync returns when everything queued before it has been handled.
+func (s *Script) Sync() {
+	m := make(syncMarker)
+	s.push(m)
+	select {
+	case <-m:
+	case <-s.done:
+	}
+}
+
 func (s *Script) run() {
 	defer close(s.done)
 	for {
@@ -326,6 +339,10 @@ func handler(L *lua.LState, name string) (*lua.LFunction, error) {
 // deliver calls the handler for ev, if the running version has one.
 func (s *Script) deliver(ev any) {
 	v := s.cur
+	if m, ok := ev.(syncMarker); ok && v == nil {
+		close(m)
+		return
+	}
 	if v == nil {
 		return
 	}
@@ -342,6 +359,9 @@ func (s *Script) deliver(ev any) {
 		if fn = v.onPeer; fn != nil {
 			arg = e.Table(v.L)
 		}
+	case syncMarker:
+		close(e)
+		return
 	case timerFire:
 		if e.v == v {
 			v.module.SetCause(0)

@@ -24,6 +24,7 @@ type options struct {
 	Scripts         string `long:"scripts" description:"folder of Lua scripts (overrides [edbgpd] scripts)"`
 	GracefulRestart bool   `short:"r" long:"graceful-restart" description:"flag restart-state in graceful-restart capability"`
 	Dry             bool   `short:"d" long:"dry-run" description:"check the config file and exit"`
+	Record          string `long:"record" description:"also write every event to this file as JSON lines (for edbgpd test)"`
 }
 
 func main() {
@@ -31,6 +32,9 @@ func main() {
 }
 
 func run(args []string) int {
+	if len(args) > 0 && args[0] == "test" {
+		return runTest(args[1:], os.Stdout, os.Stderr)
+	}
 	var o options
 	if _, err := flags.ParseArgs(&o, args); err != nil {
 		if fe, ok := err.(*flags.Error); ok && fe.Type == flags.ErrHelp {
@@ -70,6 +74,7 @@ func run(args []string) int {
 		GracefulRestart: o.GracefulRestart,
 		Logger:          log,
 		GoBGPLogLevel:   glevel,
+		RecordFile:      o.Record,
 	})
 	if err != nil {
 		log.Error("cannot start", "err", err)

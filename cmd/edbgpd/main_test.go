@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -18,6 +19,7 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/edbgpd/edbgpd/internal/bgptest"
+	"github.com/edbgpd/edbgpd/luaapi"
 )
 
 var binary string
@@ -109,7 +111,8 @@ func TestDaemonSignalsAndAPI(t *testing.T) {
 	path := filepath.Join(dir, "edbgpd.toml")
 	os.WriteFile(path, []byte(good), 0o644)
 	var logs bgptest.Buffer
-	cmd := exec.Command(binary, "-f", path, "--api-hosts", fmt.Sprintf("127.0.0.1:%d", apiPort))
+	record := filepath.Join(dir, "events.jsonl")
+	cmd := exec.Command(binary, "-f", path, "--api-hosts", fmt.Sprintf("127.0.0.1:%d", apiPort), "--record", record)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -207,4 +210,29 @@ func TestDaemonSignalsAndAPI(t *testing.T) {
 		t.Fatal("no exit 10 s after SIGTERM")
 	}
 	bgptest.WaitFor(t, 5*time.Second, func() bool { return notes.received("6/3") }, "Cease (peer deconfigured) at the router")
+
+	// --record wrote every event in the format edbgpd test replays.
+	rec, err := os.ReadFile(record)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(rec)), "\n")
+	var seen []string
+	for i, l := range lines {
+		ev, err := luaapi.UnmarshalEvent([]byte(l))
+		if err != nil {
+			t.Fatalf("%s:%d: %v", record, i+1, err)
+		}
+		switch e := ev.(type) {
+		case *luaapi.PeerState:
+			seen = append(seen, e.Peer.Address+" "+e.State)
+		case *luaapi.BestPath:
+			seen = append(seen, e.Prefix)
+		}
+	}
+	for _, want := range []string{"127.0.0.2 established", "0.0.0.0/0", "198.51.100.0/24"} {
+		if !slices.Contains(seen, want) {
+			t.Errorf("record lacks %q (%d events)", want, len(lines))
+		}
+	}
 }

@@ -1,0 +1,86 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestShippedScripts runs every script test in the runner format:
+// scripts/testdata/NAME.events.jsonl and examples/*/testdata/NAME.events.jsonl
+// against NAME.lua beside the testdata folder, expecting NAME.expected.jsonl.
+func TestShippedScripts(t *testing.T) {
+	var events []string
+	for _, pattern := range []string{"../../scripts/testdata/*.events.jsonl", "../../examples/*/testdata/*.events.jsonl"} {
+		m, _ := filepath.Glob(pattern)
+		events = append(events, m...)
+	}
+	if len(events) == 0 {
+		t.Fatal("no script tests found")
+	}
+	for _, ev := range events {
+		name := strings.TrimSuffix(filepath.Base(ev), ".events.jsonl")
+		dir := filepath.Dir(filepath.Dir(ev))
+		t.Run(filepath.Join(filepath.Base(dir), name), func(t *testing.T) {
+			var out, errs bytes.Buffer
+			script := filepath.Join(dir, name+".lua")
+			expect := strings.TrimSuffix(ev, ".events.jsonl") + ".expected.jsonl"
+			if code := runTest([]string{"-q", "--expect", expect, script, ev}, &out, &errs); code != 0 {
+				t.Fatalf("edbgpd test %s: exit %d\n%s%s", script, code, errs.String(), out.String())
+			}
+		})
+	}
+}
+
+func TestRunner(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		os.WriteFile(p, []byte(content), 0o644)
+		return p
+	}
+	ticker := write("ticker.lua", `local bgp = require("bgp")
+function on_load()
+  bgp.every(60, function() bgp.set_export_policy("192.0.2.1", "tick " .. os.date("!%H:%M", bgp.now())) end)
+end
+function on_peer_state(ev) bgp.set_export_policy(ev.peer, ev.state) end
+`)
+	events := write("ticker.events.jsonl", `{"type":"advance","seconds":150}
+{"type":"peer_state","peer":"192.0.2.2","state":"idle","timestamp":1700000200}
+`)
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		code   int
+		stdout string
+		stderr string
+	}{
+		{"timers on the fake clock", []string{"-q", "--start", "1700000000", ticker, events}, 0,
+			`{"action":"set_export_policy","args":{"peer":"192.0.2.1","policy":"tick 22:14"}}
+{"action":"set_export_policy","args":{"peer":"192.0.2.1","policy":"tick 22:15"}}
+{"action":"set_export_policy","args":{"peer":"192.0.2.1","policy":"tick 22:16"}}
+{"action":"set_export_policy","args":{"peer":"192.0.2.2","policy":"idle"}}
+`, ""},
+		{"difference", []string{"-q", "--expect", write("want.jsonl", `{"action":"set_export_policy","args":{"peer":"192.0.2.2","policy":"idle"}}`), ticker, events}, 1,
+			"", "action 1:\n  want {\"action\":\"set_export_policy\",\"args\":{\"peer\":\"192.0.2.2\",\"policy\":\"idle\"}}"},
+		{"bad event line", []string{"-q", ticker, write("bad.jsonl", "{\"type\":\"advance\",\"seconds\":1}\n{\"type\":\"best_path\",\"prefix\":\"10.0.0.0/99\"}\n")}, 1,
+			"", "bad.jsonl:2: prefix"},
+		{"script that does not load", []string{"-q", write("broken.lua", "function (")}, 1, "", "did not load"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errs bytes.Buffer
+			code := runTest(tc.args, &out, &errs)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d\n%s", code, tc.code, errs.String())
+			}
+			if tc.stdout != "" && out.String() != tc.stdout {
+				t.Errorf("stdout:\n%s\nwant:\n%s", out.String(), tc.stdout)
+			}
+			if !strings.Contains(errs.String(), tc.stderr) {
+				t.Errorf("stderr lacks %q:\n%s", tc.stderr, errs.String())
+			}
+		})
+	}
+}

@@ -190,3 +190,8 @@ func (d *Daemon) bestCovering(p netip.Prefix, lookup api.TableLookupPrefix_Type)
 	ev, err := d.conv.bestPathEvent(best)
 	return ev, bits, err
 }
+
+// Notify implements luaapi.Actions.
+func (d *Daemon) Notify(script string, n luaapi.Notification, done func(luaapi.NotifyResult)) error {
+	return d.notifier.start(n, done)
+}

@@ -19,11 +19,12 @@ import (
 // Options are edbgpd's own settings: the [edbgpd] section of the config
 // file, overridden by command-line flags.
 type Options struct {
-	Scripts     string   `toml:"scripts" yaml:"scripts"`
-	Data        string   `toml:"data" yaml:"data"`
-	CallTimeout Duration `toml:"call-timeout" yaml:"call-timeout"`
-	LoadTimeout Duration `toml:"load-timeout" yaml:"load-timeout"`
-	Routes      []Route  `toml:"routes" yaml:"routes"`
+	Scripts     string        `toml:"scripts" yaml:"scripts"`
+	Data        string        `toml:"data" yaml:"data"`
+	CallTimeout Duration      `toml:"call-timeout" yaml:"call-timeout"`
+	LoadTimeout Duration      `toml:"load-timeout" yaml:"load-timeout"`
+	Routes      []Route       `toml:"routes" yaml:"routes"`
+	Notify      NotifyOptions `toml:"notify" yaml:"notify"`
 }
 
 // Route is a route the daemon originates from config.

@@ -44,6 +44,7 @@ type Daemon struct {
 
 	announced announcements
 	record    *eventLog
+	notifier  *notifier
 }
 
 // Start reads the config, starts GoBGP and the scripts, and only then adds
@@ -63,7 +64,7 @@ func Start(s Settings) (*Daemon, error) {
 	if s.Scripts != "" {
 		cfg.Options.Scripts = s.Scripts
 	}
-	d := &Daemon{settings: s, log: s.Logger, options: cfg.Options}
+	d := &Daemon{settings: s, log: s.Logger, options: cfg.Options, notifier: newNotifier(cfg.Options.Notify)}
 	d.glog = newGobgpLogger(s.Logger, s.GoBGPLogLevel)
 	opts := []server.ServerOption{server.LoggerOption(d.glog)}
 	if s.APIHosts != "" {

@@ -111,3 +111,5 @@ func ribCommunities(d daemonRIB, prefix string) ([]string, bool) {
 }
 
 type daemonRIB = *host.Daemon
+
+func slogTo(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }

@@ -55,6 +55,19 @@ var _ luaapi.Runtime = (*runtime)(nil)
 
 func (r *runtime) Now() time.Time { return r.s.clock.Now() }
 
+// callbackFire carries a notification's result back to the script.
+type callbackFire struct {
+	v      *version
+	fn     *lua.LFunction
+	result map[string]any
+}
+
+func (r *runtime) Callback(fn *lua.LFunction, result map[string]any) {
+	if r.v.ctx.Err() == nil {
+		r.s.push(callbackFire{v: r.v, fn: fn, result: result})
+	}
+}
+
 func (r *runtime) StartTimer(delay, period time.Duration, fn *lua.LFunction) int {
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -146,13 +146,20 @@ func (s *Script) push(ev any) { s.queue.push(ev) }
 // syncMarker is queued by Sync; delivering it closes the channel.
 type syncMarker chan struct{}
 
-// Sync returns when everything queued before it has been handled.
+// Sync returns when the queue is empty: everything queued before it has
+// been handled, and what that queued in turn (callbacks).
 func (s *Script) Sync() {
-	m := make(syncMarker)
-	s.push(m)
-	select {
-	case <-m:
-	case <-s.done:
+	for {
+		m := make(syncMarker)
+		s.push(m)
+		select {
+		case <-m:
+		case <-s.done:
+			return
+		}
+		if s.queue.depth() == 0 {
+			return
+		}
 	}
 }
 
@@ -361,6 +368,15 @@ func (s *Script) deliver(ev any) {
 		}
 	case syncMarker:
 		close(e)
+		return
+	case callbackFire:
+		if e.v == v {
+			v.module.SetCause(0)
+			if err := s.guard.call(v, s.limits.CallTimeout, e.fn, luaapi.FromGo(v.L, e.result)); err != nil {
+				s.Stats.Errors.Add(1)
+				s.log.Error("notification callback failed", "version", v.hash, "err", err)
+			}
+		}
 		return
 	case timerFire:
 		if e.v == v {

@@ -54,6 +54,26 @@ type Actions interface {
 	BestPath(prefix string) (*BestPath, error)
 	// Lookup is the best path of the longest prefix covering address.
 	Lookup(address string) (*BestPath, error)
+	// Notify checks n against the allow-list and starts it in the
+	// background; done gets the outcome from another goroutine.
+	Notify(script string, n Notification, done func(NotifyResult)) error
+}
+
+// Notification is an HTTP POST of a JSON body, or a command run with
+// arguments (no shell).
+type Notification struct {
+	URL     string   // HTTP POST target; or
+	Command string   // program to run
+	Args    []string // its arguments
+	Body    []byte   // JSON body of the POST, or the command's standard input
+}
+
+// NotifyResult is what a notification's callback receives.
+type NotifyResult struct {
+	OK     bool
+	Status int    // HTTP status, or the command's exit code
+	Output string // response body or command output, truncated
+	Error  string
 }
 
 // Route is what a script announces.
@@ -80,6 +100,9 @@ type Runtime interface {
 	PersistState(on bool) error
 	// Now is the script's clock (a fake one in the offline runner).
 	Now() time.Time
+	// Callback calls fn(result) later on the script's goroutine, if the
+	// version that asked is still the running one.
+	Callback(fn *lua.LFunction, result map[string]any)
 }
 
 // Module is the "bgp" module of one script version.
@@ -137,6 +160,8 @@ func (m *Module) functions() map[string]lua.LGFunction {
 		"withdraw":                  m.withdraw,
 		"best_path":                 m.bestPath,
 		"lookup":                    m.lookup,
+		"http_post":                 m.httpPost,
+		"exec":                      m.exec,
 	}
 }
 

@@ -49,6 +49,9 @@ func (r *fakeRuntime) PersistState(on bool) error {
 	return nil
 }
 func (r *fakeRuntime) Now() time.Time { return time.Unix(1700000000, 500000000) }
+func (r *fakeRuntime) Callback(fn *lua.LFunction, result map[string]any) {
+	r.timers = append(r.timers, fmt.Sprintf("callback %v", result["ok"]))
+}
 
 func TestModule(t *testing.T) {
 	for _, tc := range []struct {

@@ -46,6 +46,12 @@ func TestRouteAndPeerFunctions(t *testing.T) {
 		{"reset_peer", `assert(bgp.reset_peer("192.0.2.2")); assert(bgp.reset_peer("192.0.2.2", "soft-out"))`, "",
 			`{"action":"reset_peer","args":{"how":"hard","peer":"192.0.2.2"}}` + "\n" + `{"action":"reset_peer","args":{"how":"soft-out","peer":"192.0.2.2"}}`},
 		{"reset_peer bad how", `bgp.reset_peer("192.0.2.2", "gently")`, "bad argument #2 to reset_peer", ""},
+		{"http_post", `assert(bgp.http_post("https://hooks.example.net/x", {prefix = "10.0.0.0/8", up = false}, function(r) end))`, "",
+			`{"action":"http_post","args":{"body":{"prefix":"10.0.0.0/8","up":false},"url":"https://hooks.example.net/x"}}`},
+		{"http_post bad body", `bgp.http_post("https://x", {f = print})`, "bad argument #2 to http_post", ""},
+		{"http_post bad callback", `bgp.http_post("https://x", {}, 42)`, "bad argument #3 to http_post", ""},
+		{"exec", `assert(bgp.exec("/usr/local/bin/page", {"-t", "ops"}))`, "", `{"action":"exec","args":{"args":["-t","ops"],"command":"/usr/local/bin/page"}}`},
+		{"exec bad args", `bgp.exec("/bin/echo", {1, 2})`, "bad argument #2 to exec", ""},
 		{"disable enable", `assert(bgp.disable_peer("192.0.2.2") and bgp.enable_peer("192.0.2.2"))`, "",
 			`{"action":"disable_peer","args":{"peer":"192.0.2.2"}}` + "\n" + `{"action":"enable_peer","args":{"peer":"192.0.2.2"}}`},
 	} {

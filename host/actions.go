@@ -161,13 +161,40 @@ func (d *Daemon) Lookup(address string) (*luaapi.BestPath, error) {
 	return best, err
 }
 
+// Received implements luaapi.Actions.
+func (d *Daemon) Received(peer, prefix string) (*luaapi.BestPath, error) {
+	p, err := netip.ParsePrefix(prefix)
+	if err != nil {
+		return nil, err
+	}
+	var got *api.Path
+	err = d.Server.ListPath(context.Background(), &api.ListPathRequest{
+		TableType: api.TableType_ADJ_IN, Name: peer, Family: familyOf(p),
+		Prefixes: []*api.TableLookupPrefix{{Prefix: p.String(), Type: api.TableLookupPrefix_EXACT}},
+	}, func(dst *api.Destination) {
+		for _, path := range dst.Paths {
+			if !path.Filtered && !path.IsWithdraw {
+				got = path
+			}
+		}
+	})
+	if err != nil || got == nil {
+		return nil, err
+	}
+	return d.conv.bestPathEvent(got)
+}
+
+func familyOf(p netip.Prefix) *api.Family {
+	if p.Addr().Is4() {
+		return &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}
+	}
+	return &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}
+}
+
 // bestCovering returns the best path of the longest prefix that matches p
 // under lookup (EXACT: p itself; SHORTER: p or any prefix covering it).
 func (d *Daemon) bestCovering(p netip.Prefix, lookup api.TableLookupPrefix_Type) (*luaapi.BestPath, int, error) {
-	family := &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}
-	if p.Addr().Is6() {
-		family.Afi = api.Family_AFI_IP6
-	}
+	family := familyOf(p)
 	var best *api.Path
 	bits := -1
 	err := d.Server.ListPath(context.Background(), &api.ListPathRequest{

@@ -127,6 +127,7 @@ func (o *Offline) Feed(ev any) {
 	if !at.IsZero() {
 		o.Clock.AdvanceTo(at, o.script.Sync)
 	}
+	o.Actions.Observe(ev)
 	o.script.push(ev)
 	o.script.Sync()
 }

@@ -54,6 +54,9 @@ type Actions interface {
 	BestPath(prefix string) (*BestPath, error)
 	// Lookup is the best path of the longest prefix covering address.
 	Lookup(address string) (*BestPath, error)
+	// Received is the path peer sent for exactly prefix (its Adj-RIB-In,
+	// after import policy); nil if it sent none.
+	Received(peer, prefix string) (*BestPath, error)
 	// Notify checks n against the allow-list and starts it in the
 	// background; done gets the outcome from another goroutine.
 	Notify(script string, n Notification, done func(NotifyResult)) error
@@ -160,6 +163,7 @@ func (m *Module) functions() map[string]lua.LGFunction {
 		"withdraw":                  m.withdraw,
 		"best_path":                 m.bestPath,
 		"lookup":                    m.lookup,
+		"received":                  m.received,
 		"http_post":                 m.httpPost,
 		"exec":                      m.exec,
 	}

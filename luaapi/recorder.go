@@ -29,6 +29,47 @@ type Recorder struct {
 
 	PeerList []PeerStatus         // answers Peers and Peer
 	Paths    map[string]*BestPath // prefix -> best path, for BestPath and Lookup
+	// ReceivedPaths answers Received: peer address -> prefix -> path.
+	ReceivedPaths map[string]map[string]*BestPath
+}
+
+// Observe keeps Paths and ReceivedPaths up to date with an event fed to
+// a script, so queries answer as the daemon would have.
+func (r *Recorder) Observe(ev any) {
+	e, ok := ev.(*BestPath)
+	if !ok {
+		return
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.Paths == nil {
+		r.Paths = make(map[string]*BestPath)
+	}
+	if r.ReceivedPaths == nil {
+		r.ReceivedPaths = make(map[string]map[string]*BestPath)
+	}
+	if e.Withdrawal {
+		delete(r.Paths, e.Prefix)
+	} else {
+		r.Paths[e.Prefix] = e
+	}
+	if e.Peer.Address == "" {
+		return
+	}
+	if r.ReceivedPaths[e.Peer.Address] == nil {
+		r.ReceivedPaths[e.Peer.Address] = make(map[string]*BestPath)
+	}
+	if e.Withdrawal {
+		delete(r.ReceivedPaths[e.Peer.Address], e.Prefix)
+	} else {
+		r.ReceivedPaths[e.Peer.Address][e.Prefix] = e
+	}
+}
+
+func (r *Recorder) Received(peer, prefix string) (*BestPath, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.ReceivedPaths[peer][prefix], nil
 }
 
 var _ Actions = (*Recorder)(nil)
@@ -112,13 +153,19 @@ func (r *Recorder) Withdraw(script, prefix string) error {
 	return nil
 }
 
-func (r *Recorder) BestPath(prefix string) (*BestPath, error) { return r.Paths[prefix], nil }
+func (r *Recorder) BestPath(prefix string) (*BestPath, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.Paths[prefix], nil
+}
 
 func (r *Recorder) Lookup(address string) (*BestPath, error) {
 	a, err := netip.ParseAddr(address)
 	if err != nil {
 		return nil, err
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	keys := make([]string, 0, len(r.Paths))
 	for k := range r.Paths {
 		keys = append(keys, k)

@@ -143,6 +143,14 @@ func (m *Module) lookup(L *lua.LState) int {
 	return m.pathResult(L, bp, err)
 }
 
+// bgp.received(peer, prefix) -> event table of what peer sent | nil
+func (m *Module) received(L *lua.LState) int {
+	peer := checkAddress(L, 1, "bgp.received")
+	p := checkPrefix(L, 2, "bgp.received")
+	bp, err := m.Actions.Received(peer, p.String())
+	return m.pathResult(L, bp, err)
+}
+
 func (m *Module) pathResult(L *lua.LState, bp *BestPath, err error) int {
 	if err != nil {
 		return fail(L, err)

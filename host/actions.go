@@ -8,6 +8,7 @@ import (
 	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
+	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
 
 	"github.com/edbgpd/edbgpd/luaapi"
 )
@@ -221,4 +222,34 @@ func (d *Daemon) bestCovering(p netip.Prefix, lookup api.TableLookupPrefix_Type)
 // Notify implements luaapi.Actions.
 func (d *Daemon) Notify(script string, n luaapi.Notification, done func(luaapi.NotifyResult)) error {
 	return d.notifier.start(n, done)
+}
+
+// Replay implements luaapi.Actions: a walk of the global RIB's best paths.
+func (d *Daemon) Replay(families []string, fn func(*luaapi.BestPath)) (uint64, error) {
+	seq := d.conv.lastSeq()
+	if len(families) == 0 {
+		families = []string{"ipv4-unicast", "ipv6-unicast"}
+	}
+	for _, f := range families {
+		rf, err := bgp.GetRouteFamily(f)
+		if err != nil {
+			return 0, fmt.Errorf("family %q: %w", f, err)
+		}
+		afi, safi := bgp.RouteFamilyToAfiSafi(rf)
+		err = d.Server.ListPath(context.Background(), &api.ListPathRequest{
+			TableType: api.TableType_GLOBAL, Family: &api.Family{Afi: api.Family_Afi(afi), Safi: api.Family_Safi(safi)},
+		}, func(dst *api.Destination) {
+			for _, p := range dst.Paths {
+				if p.Best {
+					if ev, err := d.conv.bestPathEvent(p); err == nil {
+						fn(ev)
+					}
+				}
+			}
+		})
+		if err != nil {
+			return 0, err
+		}
+	}
+	return seq, nil
 }

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
@@ -31,8 +32,11 @@ type converter struct {
 	log     *slog.Logger
 	reasons interface{ takeDownReason(string) string }
 	states  map[string]string // peer address -> last state seen
-	seq     uint64            // last sequence number given to an event
+	seq     atomic.Uint64     // last sequence number given to an event
 }
+
+// lastSeq is the sequence number of the newest event so far.
+func (c *converter) lastSeq() uint64 { return c.seq.Load() }
 
 func newConverter(log *slog.Logger, reasons interface{ takeDownReason(string) string }) *converter {
 	return &converter{log: log, reasons: reasons, states: make(map[string]string)}
@@ -48,14 +52,12 @@ func (c *converter) convert(r *api.WatchEventResponse, emit func(any)) {
 				c.log.Error("cannot convert best path", "err", err)
 				continue
 			}
-			c.seq++
-			ev.Seq = c.seq
+			ev.Seq = c.seq.Add(1)
 			emit(ev)
 		}
 	case *api.WatchEventResponse_Peer:
 		if ev := c.peerEvent(e.Peer); ev != nil {
-			c.seq++
-			ev.Seq = c.seq
+			ev.Seq = c.seq.Add(1)
 			emit(ev)
 		}
 	}

@@ -62,6 +62,16 @@ type callbackFire struct {
 	result map[string]any
 }
 
+// Subscribe records what the loading version wants; it takes effect when
+// the version goes live.
+func (r *runtime) Subscribe(sub *luaapi.Subscription) error {
+	if r.s.loading != r.v {
+		return errors.New("bgp.subscribe works only while the script loads (at top level or in on_load)")
+	}
+	r.v.sub = sub
+	return nil
+}
+
 func (r *runtime) Callback(fn *lua.LFunction, result map[string]any) {
 	if r.v.ctx.Err() == nil {
 		r.s.push(callbackFire{v: r.v, fn: fn, result: result})

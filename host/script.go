@@ -66,6 +66,11 @@ type Script struct {
 	restored  bool
 	lastSave  time.Time
 	lastSaved string
+	prev      map[string]*luaapi.BestPath // last best path per subscribed prefix, for `previous`
+	skipUntil uint64                      // best paths up to this seq are in a replay already
+
+	// sub is the running version's subscription, read by Dispatch.
+	sub atomic.Pointer[luaapi.Subscription]
 	// version is the hash of the running version, for status and tests.
 	version atomic.Value
 }
@@ -87,6 +92,7 @@ type version struct {
 	tables   *luaapi.EventTables
 	module   *luaapi.Module
 	rt       *runtime
+	sub      *luaapi.Subscription // nil: everything
 }
 
 // ErrUnchanged is returned by Reload when the file's content is the version
@@ -289,9 +295,38 @@ func (s *Script) load() error {
 		s.guard.attach(v)
 	}
 	s.version.Store(hash)
+	s.sub.Store(v.sub)
+	s.prev = nil
 	s.Stats.Reloads.Add(1)
 	log.Info("script loaded", "replaced", old != nil)
+	if v.sub != nil && v.sub.Replay {
+		s.replay(v)
+	}
 	return nil
+}
+
+// replay hands the version the current table as events (field replay =
+// true), then skips queued best paths that the replay already covers.
+func (s *Script) replay(v *version) {
+	var families []string
+	for f := range v.sub.Families {
+		families = append(families, f)
+	}
+	var paths []*luaapi.BestPath
+	seq, err := s.actions.Replay(families, func(p *luaapi.BestPath) {
+		if v.sub.Match(p) {
+			paths = append(paths, p)
+		}
+	})
+	if err != nil {
+		s.log.Error("table replay failed", "err", err)
+		return
+	}
+	s.skipUntil = seq
+	for _, p := range paths {
+		s.deliverBestPath(v, p, true)
+	}
+	s.log.Info("table replayed to script", "paths", len(paths))
 }
 
 func (s *Script) unload() {
@@ -358,10 +393,18 @@ func (s *Script) deliver(ev any) {
 	name := "on_best_path"
 	switch e := ev.(type) {
 	case *luaapi.BestPath:
-		if fn = v.onBest; fn != nil {
-			arg = v.tables.BestPath(v.L, e)
+		if v.sub != nil && !v.sub.Match(e) {
+			return // queued for a version that wanted more
 		}
+		if e.Seq != 0 && e.Seq <= s.skipUntil {
+			return // older than the replay this version started from
+		}
+		s.deliverBestPath(v, e, false)
+		return
 	case *luaapi.PeerState:
+		if v.sub != nil && !v.sub.Match(e) {
+			return
+		}
 		name = "on_peer_state"
 		if fn = v.onPeer; fn != nil {
 			arg = e.Table(v.L)
@@ -389,8 +432,13 @@ func (s *Script) deliver(ev any) {
 	if fn == nil {
 		return
 	}
+	s.call(v, name, fn, arg, eventSeq(ev))
+}
+
+// call runs a handler for an event, counted and bounded.
+func (s *Script) call(v *version, name string, fn *lua.LFunction, arg lua.LValue, seq uint64) {
 	s.Stats.Delivered.Add(1)
-	v.module.SetCause(eventSeq(ev))
+	v.module.SetCause(seq)
 	defer s.maybeSave(v)
 	if err := s.guard.call(v, s.limits.CallTimeout, fn, arg); err != nil {
 		var cut *cutOffError
@@ -421,4 +469,32 @@ func eventSeq(ev any) uint64 {
 		return e.Seq
 	}
 	return 0
+}
+
+// deliverBestPath calls on_best_path, with `previous` for scripts that
+// subscribed to prefixes and `replay` for replayed paths.
+func (s *Script) deliverBestPath(v *version, e *luaapi.BestPath, replay bool) {
+	var prev *luaapi.BestPath
+	if v.sub != nil && v.sub.WantsPrevious() {
+		if s.prev == nil {
+			s.prev = make(map[string]*luaapi.BestPath)
+		}
+		prev = s.prev[e.Prefix]
+		if e.Withdrawal {
+			delete(s.prev, e.Prefix)
+		} else {
+			s.prev[e.Prefix] = e
+		}
+	}
+	if v.onBest == nil {
+		return
+	}
+	t := v.tables.BestPath(v.L, e)
+	if prev != nil {
+		t.RawSetString("previous", v.tables.BestPath(v.L, prev))
+	}
+	if replay {
+		t.RawSetString("replay", lua.LTrue)
+	}
+	s.call(v, "on_best_path", v.onBest, t, e.Seq)
 }

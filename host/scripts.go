@@ -170,6 +170,7 @@ func (m *ScriptSet) sync(name string) {
 	if s == nil {
 		s = newScript(path, name, m.actions, m.limits, m.clock, m.dataDir, m.log)
 		m.scripts[name] = s
+		m.publish()
 	}
 	m.mu.Unlock()
 
@@ -188,21 +189,25 @@ func (m *ScriptSet) sync(name string) {
 	m.mu.Unlock()
 }
 
-// publish refreshes the list Dispatch reads. Caller holds mu.
+// publish refreshes the list Dispatch reads: every script, loading ones
+// included, so that none misses events from the moment its file appears.
+// Caller holds mu.
 func (m *ScriptSet) publish() {
 	live := make([]*Script, 0, len(m.scripts))
 	for _, s := range m.scripts {
-		if s.Version() != "" {
-			live = append(live, s)
-		}
+		live = append(live, s)
 	}
 	sort.Slice(live, func(i, j int) bool { return live[i].Name < live[j].Name })
 	m.live.Store(&live)
 }
 
-// Dispatch queues ev for every loaded script. It never blocks on a script.
+// Dispatch queues ev for every script that wants it (its subscription is
+// checked here, in Go). It never blocks on a script.
 func (m *ScriptSet) Dispatch(ev any) {
 	for _, s := range *m.live.Load() {
+		if sub := s.sub.Load(); sub != nil && !sub.Match(ev) {
+			continue
+		}
 		s.push(ev)
 	}
 }

@@ -57,6 +57,10 @@ type Actions interface {
 	// Received is the path peer sent for exactly prefix (its Adj-RIB-In,
 	// after import policy); nil if it sent none.
 	Received(peer, prefix string) (*BestPath, error)
+	// Replay calls fn with the current best path of every prefix of the
+	// families (all unicast when empty) and returns the sequence number
+	// of the last event made before the walk began.
+	Replay(families []string, fn func(*BestPath)) (uint64, error)
 	// Notify checks n against the allow-list and starts it in the
 	// background; done gets the outcome from another goroutine.
 	Notify(script string, n Notification, done func(NotifyResult)) error
@@ -106,6 +110,8 @@ type Runtime interface {
 	// Callback calls fn(result) later on the script's goroutine, if the
 	// version that asked is still the running one.
 	Callback(fn *lua.LFunction, result map[string]any)
+	// Subscribe replaces what the script receives; only while loading.
+	Subscribe(s *Subscription) error
 }
 
 // Module is the "bgp" module of one script version.
@@ -164,6 +170,7 @@ func (m *Module) functions() map[string]lua.LGFunction {
 		"best_path":                 m.bestPath,
 		"lookup":                    m.lookup,
 		"received":                  m.received,
+		"subscribe":                 m.subscribe,
 		"http_post":                 m.httpPost,
 		"exec":                      m.exec,
 	}

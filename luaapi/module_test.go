@@ -49,6 +49,10 @@ func (r *fakeRuntime) PersistState(on bool) error {
 	return nil
 }
 func (r *fakeRuntime) Now() time.Time { return time.Unix(1700000000, 500000000) }
+func (r *fakeRuntime) Subscribe(s *luaapi.Subscription) error {
+	r.timers = append(r.timers, fmt.Sprintf("subscribe %d %d %v", len(s.Prefixes), len(s.CoveredBy), s.Replay))
+	return nil
+}
 func (r *fakeRuntime) Callback(fn *lua.LFunction, result map[string]any) {
 	r.timers = append(r.timers, fmt.Sprintf("callback %v", result["ok"]))
 }
@@ -91,6 +95,11 @@ func TestModule(t *testing.T) {
 		{"parse_community", `local a, v = bgp.parse_community("65000:38"); assert(a == 65000 and v == 38); a, v = bgp.parse_community("blackhole"); assert(a == 65535 and v == 666)`, "", ""},
 		{"parse_community bad", `local a, why = bgp.parse_community("65536:1"); assert(a == nil and why)`, "", ""},
 		{"format_community", `assert(bgp.format_community(65000, 38) == "65000:38")`, "", ""},
+		{"subscribe", `assert(bgp.subscribe{families = {"ipv4-unicast"}, prefixes = {"10.0.0.0/8", "192.0.2.1"}, covered_by = {"198.51.100.0/24"}, peers = {"192.0.2.2"}, communities = {"65000:1", "blackhole"}, peer_state = false, replay = true})`, "", ""},
+		{"subscribe unknown field", `bgp.subscribe{prefix = {"10.0.0.0/8"}}`, "bgp.subscribe: unknown field prefix", ""},
+		{"subscribe bad prefix", `bgp.subscribe{prefixes = {"10.0.0.0/99"}}`, "bgp.subscribe: prefixes", ""},
+		{"subscribe bad peer", `bgp.subscribe{peers = {"nope"}}`, "bgp.subscribe: peers", ""},
+		{"subscribe replay not bool", `bgp.subscribe{replay = "yes"}`, "replay must be true or false", ""},
 		{"format_community range", `bgp.format_community(70000, 1)`, "bad argument #1 to format_community", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

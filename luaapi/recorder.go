@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/netip"
+	"slices"
 	"sort"
 	"sync"
 )
@@ -201,4 +202,22 @@ func (r *Recorder) Notify(script string, n Notification, done func(NotifyResult)
 	}
 	done(NotifyResult{OK: true, Status: status})
 	return nil
+}
+
+// Replay walks Paths in prefix order.
+func (r *Recorder) Replay(families []string, fn func(*BestPath)) (uint64, error) {
+	r.mu.Lock()
+	keys := make([]string, 0, len(r.Paths))
+	for k := range r.Paths {
+		keys = append(keys, k)
+	}
+	paths := r.Paths
+	r.mu.Unlock()
+	sort.Strings(keys)
+	for _, k := range keys {
+		if len(families) == 0 || slices.Contains(families, paths[k].Family) {
+			fn(paths[k])
+		}
+	}
+	return 0, nil
 }

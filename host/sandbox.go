@@ -1,7 +1,11 @@
 package host
 
 import (
+	"bytes"
 	"log/slog"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 
 	lua "github.com/yuin/gopher-lua"
@@ -20,7 +24,10 @@ const (
 // base (without dofile, loadfile, collectgarbage), package (for
 // require("bgp")), table, string, math, and an os table with time, date
 // and clock only. print goes to the script's logger.
-func newSandbox(log *slog.Logger) *lua.LState {
+//
+// require also finds modules in libDir (the scripts folder's lib/), by
+// plain names only: "util" or "acme.util" -> lib/util.lua, lib/acme/util.lua.
+func newSandbox(log *slog.Logger, libDir string) *lua.LState {
 	L := lua.NewState(lua.Options{
 		SkipOpenLibs:        true,
 		RegistrySize:        luaRegistrySize,
@@ -58,10 +65,14 @@ func newSandbox(log *slog.Logger) *lua.LState {
 	pkg.RawSetString("path", lua.LString(""))
 	pkg.RawSetString("cpath", lua.LString(""))
 	// The loaders table is shared with the registry entry require reads;
-	// keep the first (preload) searcher, drop the file searcher.
+	// keep the first (preload) searcher, replace the file searcher with
+	// one that only reads the scripts folder's lib/.
 	if l, ok := pkg.RawGetString("loaders").(*lua.LTable); ok {
 		for l.Len() > 1 {
 			l.Remove(l.Len())
+		}
+		if libDir != "" {
+			l.Append(L.NewFunction(libLoader(libDir)))
 		}
 	}
 	L.SetGlobal("print", L.NewFunction(func(L *lua.LState) int {
@@ -73,4 +84,30 @@ func newSandbox(log *slog.Logger) *lua.LState {
 		return 0
 	}))
 	return L
+}
+
+var moduleName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$`)
+
+// libLoader is a require searcher for modules under dir. Names are checked
+// so that no path can leave dir.
+func libLoader(dir string) lua.LGFunction {
+	return func(L *lua.LState) int {
+		name := L.CheckString(1)
+		if !moduleName.MatchString(name) {
+			L.Push(lua.LString("\n\tnot a module name edbgpd loads: " + name))
+			return 1
+		}
+		path := filepath.Join(dir, strings.ReplaceAll(name, ".", string(filepath.Separator))+".lua")
+		src, err := os.ReadFile(path)
+		if err != nil {
+			L.Push(lua.LString("\n\tno file " + path))
+			return 1
+		}
+		fn, err := L.Load(bytes.NewReader(src), path)
+		if err != nil {
+			L.RaiseError("%s", err.Error())
+		}
+		L.Push(fn)
+		return 1
+	}
 }

@@ -11,6 +11,10 @@ import (
 func TestSandboxRefuses(t *testing.T) {
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "evil.lua"), []byte("return 1"), 0o644)
+	lib := filepath.Join(dir, "lib")
+	os.MkdirAll(filepath.Join(lib, "acme"), 0o755)
+	os.WriteFile(filepath.Join(lib, "util.lua"), []byte("return {answer = 42}"), 0o644)
+	os.WriteFile(filepath.Join(lib, "acme", "more.lua"), []byte("return {x = 'y'}"), 0o644)
 	for _, code := range []string{
 		`assert(io == nil)`,
 		`assert(debug == nil)`,
@@ -19,11 +23,14 @@ func TestSandboxRefuses(t *testing.T) {
 		`assert(not pcall(require, "` + filepath.Join(dir, "evil") + `"))`,
 		`assert(not pcall(require, "evil"))`,
 		`assert(not pcall(require, "io"))`,
+		`assert(require("util").answer == 42 and require("acme.more").x == "y")`,
+		`assert(not pcall(require, "../evil"))`,
+		`assert(not pcall(require, "acme/../../evil"))`,
 		`assert(type(os.time()) == "number" and type(os.date("%Y")) == "string" and type(os.clock()) == "number")`,
 		`assert(string.format("%d", 1) == "1" and math.floor(1.5) == 1 and table.concat({"a"}) == "a")`,
 	} {
 		t.Run(code, func(t *testing.T) {
-			L := newSandbox(slog.New(slog.NewTextHandler(io.Discard, nil)))
+			L := newSandbox(slog.New(slog.NewTextHandler(io.Discard, nil)), lib)
 			defer L.Close()
 			if err := L.DoString(code); err != nil {
 				t.Fatal(err)

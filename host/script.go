@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -238,7 +239,7 @@ func (s *Script) load() error {
 		return fmt.Errorf("compile error: %w", err)
 	}
 	log := s.log.With("version", hash)
-	v := &version{hash: hash, L: newSandbox(log)}
+	v := &version{hash: hash, L: newSandbox(log, filepath.Join(filepath.Dir(s.Path), "lib"))}
 	v.tables = luaapi.NewEventTables(v.L)
 	v.ctx, v.cancel = context.WithCancel(context.Background())
 	v.rt = &runtime{s: s, v: v, timers: make(map[int]*timer)}

@@ -25,11 +25,28 @@ type announcements struct {
 	paths map[string]map[string][]byte // script -> prefix -> uuid
 }
 
-// SetExportPolicy implements luaapi.Actions.
-func (d *Daemon) SetExportPolicy(peer, policy string) error { return d.policy.SetPeer(peer, policy) }
+// SetExportPolicy implements luaapi.Actions. The change takes effect at
+// once if the peer's session is up.
+func (d *Daemon) SetExportPolicy(peer, policy string) error {
+	if a, err := netip.ParseAddr(peer); err == nil {
+		peer = a.String()
+	}
+	return d.withPolicyEffect([]string{peer}, func() error { return d.policy.SetPeer(peer, policy) })
+}
 
-// SetDefaultExportPolicy implements luaapi.Actions.
-func (d *Daemon) SetDefaultExportPolicy(policy string) error { return d.policy.SetDefault(policy) }
+// SetDefaultExportPolicy implements luaapi.Actions. It takes effect at
+// once for every established peer no script has set.
+func (d *Daemon) SetDefaultExportPolicy(policy string) error {
+	var unset []string
+	if ps, err := d.Peers(); err == nil {
+		for _, p := range ps {
+			if !d.policy.IsSet(p.Address) {
+				unset = append(unset, p.Address)
+			}
+		}
+	}
+	return d.withPolicyEffect(unset, func() error { return d.policy.SetDefault(policy) })
+}
 
 // Peers implements luaapi.Actions.
 func (d *Daemon) Peers() ([]luaapi.PeerStatus, error) {
@@ -252,4 +269,64 @@ func (d *Daemon) Replay(families []string, fn func(*luaapi.BestPath)) (uint64, e
 		}
 	}
 	return seq, nil
+}
+
+// advertised lists the prefixes GoBGP sends to peer under the current
+// export policy (its Adj-RIB-Out, both unicast families), and whether the
+// session is up.
+func (d *Daemon) advertised(peer string) (map[string]bool, bool) {
+	p, err := d.Peer(peer)
+	if err != nil || p.State != "established" {
+		return nil, false
+	}
+	out := make(map[string]bool)
+	for _, f := range []*api.Family{
+		{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST},
+		{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST},
+	} {
+		d.Server.ListPath(context.Background(), &api.ListPathRequest{TableType: api.TableType_ADJ_OUT, Name: peer, Family: f},
+			func(dst *api.Destination) { out[dst.Prefix] = true })
+	}
+	return out, true
+}
+
+// withPolicyEffect runs change, then makes it take effect at once for the
+// established peers among peers: a soft reset out sends what the new policy
+// adds; if it also takes routes away, the session is reset, since GoBGP v3
+// sends no withdrawals on a soft reset out and has no other way to
+// withdraw from one peer.
+func (d *Daemon) withPolicyEffect(peers []string, change func() error) error {
+	before := make(map[string]map[string]bool)
+	for _, p := range peers {
+		if adv, up := d.advertised(p); up {
+			before[p] = adv
+		}
+	}
+	if err := change(); err != nil {
+		return err
+	}
+	for p, was := range before {
+		now, up := d.advertised(p)
+		if !up {
+			continue
+		}
+		gone := 0
+		for prefix := range was {
+			if !now[prefix] {
+				gone++
+			}
+		}
+		if gone == 0 {
+			if err := d.ResetPeer(p, "soft-out"); err != nil {
+				d.log.Error("policy change: soft reset out failed", "peer", p, "err", err)
+			}
+			continue
+		}
+		d.log.Warn("export policy change takes routes away; resetting the session so the peer drops them (GoBGP v3 cannot withdraw on a soft reset)",
+			"peer", p, "withdrawn", gone, "kept", len(now))
+		if err := d.Server.ResetPeer(context.Background(), &api.ResetPeerRequest{Address: p, Communication: "export policy changed by edbgpd"}); err != nil {
+			d.log.Error("policy change: reset failed", "peer", p, "err", err)
+		}
+	}
+	return nil
 }

@@ -117,6 +117,14 @@ func (e *exportPolicy) SetDefault(policy string) error {
 	return nil
 }
 
+// IsSet tells whether a script set peer's policy (as opposed to the default).
+func (e *exportPolicy) IsSet(peer string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	_, ok := e.modes[peer]
+	return ok
+}
+
 // PeerPolicy reports a peer's export policy as scripts set it.
 func (e *exportPolicy) PeerPolicy(peer string) string {
 	e.mu.Lock()

@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/edbgpd/edbgpd/host"
 	"github.com/edbgpd/edbgpd/internal/bgptest"
@@ -94,4 +95,34 @@ func TestExportPolicies(t *testing.T) {
 			t.Errorf("127.0.0.2 has %d routes, state %s after the reload", got, r.State())
 		}
 	})
+}
+
+// TestExportPolicyTakesEffectAtOnce: an established peer's received table
+// follows a policy change without the peer doing anything: routes the new
+// policy adds arrive by a soft reset out (no session reset), routes it takes
+// away go (edbgpd resets the session, GoBGP v3 having no other way).
+func TestExportPolicyTakesEffectAtOnce(t *testing.T) {
+	const table = 200
+	port := bgptest.FreePort(t)
+	d := startDaemon(t, edbgpdConfig(port, t.TempDir(), "127.0.0.2"))
+	addTable(t, d, table)
+	notes := &bgptest.Notes{}
+	r := bgptest.StartRouter(t, 65002, "127.0.0.2", port, notes)
+	r.WaitEstablished()
+	expectExactly(t, r, table+1)
+
+	if err := d.SetExportPolicy("127.0.0.2", "default-only"); err != nil {
+		t.Fatal(err)
+	}
+	bgptest.WaitFor(t, 20*time.Second, func() bool { return r.State() == "ESTABLISHED" && len(r.Received()) == 1 }, "full -> default-only at the router")
+	expectDefaultOnly(t, r)
+
+	resets := notes.Count()
+	if err := d.SetExportPolicy("127.0.0.2", "full"); err != nil {
+		t.Fatal(err)
+	}
+	bgptest.WaitFor(t, 10*time.Second, func() bool { return len(r.Received()) == table+1 }, "default-only -> full at the router")
+	if notes.Count() != resets {
+		t.Error("the session was reset for a policy change that only adds routes")
+	}
 }

@@ -8,13 +8,11 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
-	gobgplog "github.com/osrg/gobgp/v3/pkg/log"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
@@ -61,32 +59,6 @@ func TestBadConfigAtStart(t *testing.T) {
 	}
 }
 
-// noteLogger records the NOTIFICATIONs a test router receives.
-type noteLogger struct {
-	bgptest.Quiet
-	mu    sync.Mutex
-	notes []string
-}
-
-func (l *noteLogger) Warn(msg string, f gobgplog.Fields) {
-	if msg == "received notification" {
-		l.mu.Lock()
-		l.notes = append(l.notes, fmt.Sprintf("%v/%v", f["Code"], f["Subcode"]))
-		l.mu.Unlock()
-	}
-}
-
-func (l *noteLogger) received(note string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, n := range l.notes {
-		if n == note {
-			return true
-		}
-	}
-	return false
-}
-
 func TestDaemonSignalsAndAPI(t *testing.T) {
 	bgpPort, apiPort := bgptest.FreePort(t), bgptest.FreePort(t)
 	dir := t.TempDir()
@@ -126,7 +98,7 @@ func TestDaemonSignalsAndAPI(t *testing.T) {
 		}
 	})
 
-	notes := &noteLogger{}
+	notes := &bgptest.Notes{}
 	r := bgptest.StartRouter(t, 65002, "127.0.0.2", bgpPort, notes)
 	r.WaitEstablished()
 	bgptest.WaitFor(t, 10*time.Second, func() bool { return r.Received()["0.0.0.0/0"] }, "the originated default route")
@@ -195,7 +167,7 @@ func TestDaemonSignalsAndAPI(t *testing.T) {
 	os.WriteFile(path, []byte(good+"  [[edbgpd.routes]]\n    prefix = \"198.51.100.0/24\"\n"), 0o644)
 	cmd.Process.Signal(syscall.SIGHUP)
 	bgptest.WaitFor(t, 5*time.Second, func() bool { return r.Received()["198.51.100.0/24"] }, "the route added by SIGHUP")
-	if r.State() != "ESTABLISHED" || notes.received("6/4") {
+	if r.State() != "ESTABLISHED" || notes.Received("6/4") {
 		t.Fatalf("session was reset by a good SIGHUP")
 	}
 
@@ -209,7 +181,7 @@ func TestDaemonSignalsAndAPI(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("no exit 10 s after SIGTERM")
 	}
-	bgptest.WaitFor(t, 5*time.Second, func() bool { return notes.received("6/3") }, "Cease (peer deconfigured) at the router")
+	bgptest.WaitFor(t, 5*time.Second, func() bool { return notes.Received("6/3") }, "Cease (peer deconfigured) at the router")
 
 	// --record wrote every event in the format edbgpd test replays.
 	rec, err := os.ReadFile(record)

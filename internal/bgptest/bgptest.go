@@ -189,3 +189,38 @@ func (b *Buffer) String() string {
 	defer b.mu.Unlock()
 	return b.buf.String()
 }
+
+// Notes is a GoBGP logger that records the NOTIFICATIONs its router
+// receives, as "code/subcode".
+type Notes struct {
+	Quiet
+	mu    sync.Mutex
+	notes []string
+}
+
+func (l *Notes) Warn(msg string, f gobgplog.Fields) {
+	if msg == "received notification" {
+		l.mu.Lock()
+		l.notes = append(l.notes, fmt.Sprintf("%v/%v", f["Code"], f["Subcode"]))
+		l.mu.Unlock()
+	}
+}
+
+// Received tells whether a NOTIFICATION code/subcode arrived.
+func (l *Notes) Received(note string) bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, n := range l.notes {
+		if n == note {
+			return true
+		}
+	}
+	return false
+}
+
+// Count is the number of NOTIFICATIONs received.
+func (l *Notes) Count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.notes)
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -32,6 +33,18 @@ func (d *Daemon) SetExportPolicy(peer, policy string) error {
 		peer = a.String()
 	}
 	return d.withPolicyEffect([]string{peer}, func() error { return d.policy.SetPeer(peer, policy) })
+}
+
+// SetImportPolicy implements luaapi.Actions. A soft reset in re-applies
+// import policy to what the peer sent, so the change is immediate.
+func (d *Daemon) SetImportPolicy(peer, policy string) error {
+	if err := d.imports.SetPeer(peer, policy); err != nil {
+		return err
+	}
+	if p, err := d.Peer(peer); err == nil && p.State == "established" {
+		return d.ResetPeer(peer, "soft-in")
+	}
+	return nil
 }
 
 // SetDefaultExportPolicy implements luaapi.Actions. It takes effect at
@@ -329,4 +342,58 @@ func (d *Daemon) withPolicyEffect(peers []string, change func() error) error {
 		}
 	}
 	return nil
+}
+
+var setTypes = map[string]api.DefinedType{
+	"prefix": api.DefinedType_PREFIX, "neighbor": api.DefinedType_NEIGHBOR, "community": api.DefinedType_COMMUNITY,
+	"ext-community": api.DefinedType_EXT_COMMUNITY, "large-community": api.DefinedType_LARGE_COMMUNITY, "as-path": api.DefinedType_AS_PATH,
+}
+
+// DefinedSet implements luaapi.Actions. Prefix entries are "10.0.0.0/8" or
+// "10.0.0.0/8 24..32" (a mask length range); the others are taken as GoBGP
+// takes them in its config. GoBGP evaluates the sets on routes processed
+// from then on; a soft reset (bgp.reset_peer) re-applies them to the rest.
+func (d *Daemon) DefinedSet(op, kind, name string, entries []string) error {
+	typ, ok := setTypes[kind]
+	if !ok {
+		return fmt.Errorf("defined-set kind %q", kind)
+	}
+	set := &api.DefinedSet{DefinedType: typ, Name: name}
+	if typ == api.DefinedType_PREFIX {
+		for _, e := range entries {
+			p, err := parseSetPrefix(e)
+			if err != nil {
+				return err
+			}
+			set.Prefixes = append(set.Prefixes, p)
+		}
+	} else {
+		set.List = entries
+	}
+	ctx := context.Background()
+	if op == "remove" {
+		return d.Server.DeleteDefinedSet(ctx, &api.DeleteDefinedSetRequest{DefinedSet: set})
+	}
+	return d.Server.AddDefinedSet(ctx, &api.AddDefinedSetRequest{DefinedSet: set})
+}
+
+// parseSetPrefix reads "10.0.0.0/8" or "10.0.0.0/8 24..32".
+func parseSetPrefix(s string) (*api.Prefix, error) {
+	fields := strings.Fields(s)
+	if len(fields) == 0 || len(fields) > 2 {
+		return nil, fmt.Errorf("prefix-set entry %q: want PREFIX [MIN..MAX]", s)
+	}
+	p, err := netip.ParsePrefix(fields[0])
+	if err != nil {
+		return nil, fmt.Errorf("prefix-set entry %q: %v", s, err)
+	}
+	out := &api.Prefix{IpPrefix: p.Masked().String(), MaskLengthMin: uint32(p.Bits()), MaskLengthMax: uint32(p.Bits())}
+	if len(fields) == 2 {
+		var lo, hi uint32
+		if _, err := fmt.Sscanf(fields[1], "%d..%d", &lo, &hi); err != nil || lo > hi || hi > uint32(p.Addr().BitLen()) || lo < uint32(p.Bits()) {
+			return nil, fmt.Errorf("prefix-set entry %q: mask length range %q", s, fields[1])
+		}
+		out.MaskLengthMin, out.MaskLengthMax = lo, hi
+	}
+	return out, nil
 }

@@ -35,7 +35,8 @@ type Daemon struct {
 	settings  Settings
 	log       *slog.Logger
 	glog      *gobgpLogger
-	policy    *exportPolicy
+	policy    *exportPolicy // what edbgpd sends to each peer
+	imports   *exportPolicy // what edbgpd accepts from each peer
 	routes    *originator
 	conv      *converter
 	stopWatch context.CancelFunc
@@ -75,6 +76,7 @@ func Start(s Settings) (*Daemon, error) {
 	d.Server = server.NewBgpServer(opts...)
 	go d.Server.Serve()
 	d.policy = newExportPolicy(d.Server, s.Logger)
+	d.imports = newImportPolicy(d.Server, s.Logger)
 	d.routes = newOriginator(d.Server, s.Logger)
 	d.conv = newConverter(s.Logger, d.glog)
 
@@ -84,12 +86,11 @@ func Start(s Settings) (*Daemon, error) {
 		return nil, fmt.Errorf("config %s: %w", s.ConfigFile, err)
 	}
 	// Everything but the neighbours first.
-	d.policy.mu.Lock()
-	d.policy.setUser(cfg.BGP)
-	base := d.policy.inject(cfg.BGP)
+	unlock := d.lockPolicies()
+	base := d.injectPolicies(cfg.BGP)
 	base.Neighbors, base.PeerGroups, base.DynamicNeighbors = nil, nil, nil
 	d.current, err = config.InitialConfig(ctx, d.Server, base, s.GracefulRestart)
-	d.policy.mu.Unlock()
+	unlock()
 	if err == nil {
 		err = d.configErrors()
 	}
@@ -131,19 +132,38 @@ func Start(s Settings) (*Daemon, error) {
 // UpdateConfig, edbgpd's export policy kept in. Errors are GoBGP's config
 // errors; what could be applied is applied.
 func (d *Daemon) applyConfig(cfg *Config) error {
-	d.policy.mu.Lock()
-	defer d.policy.mu.Unlock()
-	d.policy.setUser(cfg.BGP)
-	next := d.policy.inject(cfg.BGP)
+	defer d.lockPolicies()()
+	next := d.injectPolicies(cfg.BGP)
 	var err error
 	d.current, err = config.UpdateConfig(context.Background(), d.Server, d.current, next)
 	if err == nil {
 		err = d.configErrors()
 	}
-	if rerr := d.policy.reconcile(); rerr != nil && err == nil {
-		err = rerr
+	for _, p := range []*exportPolicy{d.policy, d.imports} {
+		if rerr := p.reconcile(); rerr != nil && err == nil {
+			err = rerr
+		}
 	}
 	return err
+}
+
+// lockPolicies holds both per-peer policies still while the config is
+// applied (GoBGP replaces all policies at once); it returns the unlock.
+func (d *Daemon) lockPolicies() func() {
+	d.policy.mu.Lock()
+	d.imports.mu.Lock()
+	return func() {
+		d.imports.mu.Unlock()
+		d.policy.mu.Unlock()
+	}
+}
+
+// injectPolicies records the file's own policy lists and returns the
+// config with edbgpd's policies in it. Caller holds both locks.
+func (d *Daemon) injectPolicies(c *oc.BgpConfigSet) *oc.BgpConfigSet {
+	d.policy.setUser(c)
+	d.imports.setUser(c)
+	return d.imports.inject(d.policy.inject(c))
 }
 
 func (d *Daemon) configErrors() error {

@@ -39,6 +39,7 @@ const (
 type exportPolicy struct {
 	srv *server.BgpServer
 	log *slog.Logger
+	dir api.PolicyDirection // EXPORT, or IMPORT for the same machinery on what peers send
 
 	mu          sync.Mutex
 	defaultMode string            // for peers no script has set; "" = full
@@ -50,7 +51,22 @@ type exportPolicy struct {
 }
 
 func newExportPolicy(srv *server.BgpServer, log *slog.Logger) *exportPolicy {
-	return &exportPolicy{srv: srv, log: log, modes: make(map[string]string), userDefault: api.RouteAction_ACCEPT}
+	return &exportPolicy{srv: srv, log: log, dir: api.PolicyDirection_EXPORT, modes: make(map[string]string), userDefault: api.RouteAction_ACCEPT}
+}
+
+// newImportPolicy is the same per-peer machinery on the global import list:
+// what edbgpd accepts from each peer.
+func newImportPolicy(srv *server.BgpServer, log *slog.Logger) *exportPolicy {
+	return &exportPolicy{srv: srv, log: log, dir: api.PolicyDirection_IMPORT, modes: make(map[string]string), userDefault: api.RouteAction_ACCEPT}
+}
+
+// names returns the policy name and the prefix of set and statement
+// names for generation gen.
+func (e *exportPolicy) names(gen int) (policy, prefix string) {
+	if e.dir == api.PolicyDirection_IMPORT {
+		return fmt.Sprintf("edbgpd-import-g%d", gen), fmt.Sprintf("edbgpd-ig%d-", gen)
+	}
+	return fmt.Sprintf("edbgpd-export-g%d", gen), fmt.Sprintf("edbgpd-g%d-", gen)
 }
 
 // builtPolicy is one generation of edbgpd's export policy.
@@ -183,7 +199,7 @@ func (e *exportPolicy) assign(ctx context.Context, b *builtPolicy) error {
 	}
 	return e.srv.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
 		Name:          "global",
-		Direction:     api.PolicyDirection_EXPORT,
+		Direction:     e.dir,
 		Policies:      list,
 		DefaultAction: e.userDefault,
 	}})
@@ -234,8 +250,8 @@ func (e *exportPolicy) namedPolicies(ctx context.Context) (map[string]*api.Polic
 
 // build renders the state as generation gen; nil when no peer is restricted.
 func (e *exportPolicy) build(gen int, named map[string]*api.Policy) (*builtPolicy, error) {
-	pfx := fmt.Sprintf("edbgpd-g%d-", gen)
-	b := &builtPolicy{name: fmt.Sprintf("edbgpd-export-g%d", gen), ocComplete: true}
+	name, pfx := e.names(gen)
+	b := &builtPolicy{name: name, ocComplete: true}
 	b.policy = &api.Policy{Name: b.name}
 	b.ocPolicy = oc.PolicyDefinition{Name: b.name}
 
@@ -370,9 +386,13 @@ func cloneStatement(st *api.Statement) *api.Statement {
 // setUser records the export policies of the config file. Caller holds mu.
 func (e *exportPolicy) setUser(c *oc.BgpConfigSet) {
 	a := c.Global.ApplyPolicy.Config
-	e.userExport = append([]string(nil), a.ExportPolicyList...)
+	list, def := a.ExportPolicyList, a.DefaultExportPolicy
+	if e.dir == api.PolicyDirection_IMPORT {
+		list, def = a.ImportPolicyList, a.DefaultImportPolicy
+	}
+	e.userExport = append([]string(nil), list...)
 	e.userDefault = api.RouteAction_ACCEPT
-	if a.DefaultExportPolicy == oc.DEFAULT_POLICY_TYPE_REJECT_ROUTE {
+	if def == oc.DEFAULT_POLICY_TYPE_REJECT_ROUTE {
 		e.userDefault = api.RouteAction_REJECT
 	}
 }
@@ -382,16 +402,31 @@ func (e *exportPolicy) setUser(c *oc.BgpConfigSet) {
 // policies at once) keep it. Caller holds mu.
 func (e *exportPolicy) inject(c *oc.BgpConfigSet) *oc.BgpConfigSet {
 	n := *c
-	n.DefinedSets.PrefixSets = append(append([]oc.PrefixSet(nil), c.DefinedSets.PrefixSets...),
-		oc.PrefixSet{PrefixSetName: prefixSetDefaultV4, PrefixList: []oc.Prefix{{IpPrefix: "0.0.0.0/0", MasklengthRange: "0..0"}}},
-		oc.PrefixSet{PrefixSetName: prefixSetDefaultV6, PrefixList: []oc.Prefix{{IpPrefix: "::/0", MasklengthRange: "0..0"}}},
-	)
+	if !hasPrefixSet(c, prefixSetDefaultV4) {
+		n.DefinedSets.PrefixSets = append(append([]oc.PrefixSet(nil), c.DefinedSets.PrefixSets...),
+			oc.PrefixSet{PrefixSetName: prefixSetDefaultV4, PrefixList: []oc.Prefix{{IpPrefix: "0.0.0.0/0", MasklengthRange: "0..0"}}},
+			oc.PrefixSet{PrefixSetName: prefixSetDefaultV6, PrefixList: []oc.Prefix{{IpPrefix: "::/0", MasklengthRange: "0..0"}}},
+		)
+	}
 	if b := e.installed; b != nil {
 		n.DefinedSets.NeighborSets = append(append([]oc.NeighborSet(nil), c.DefinedSets.NeighborSets...), b.ocSets...)
 		n.PolicyDefinitions = append(append([]oc.PolicyDefinition(nil), c.PolicyDefinitions...), b.ocPolicy)
-		n.Global.ApplyPolicy.Config.ExportPolicyList = append([]string{b.name}, c.Global.ApplyPolicy.Config.ExportPolicyList...)
+		if e.dir == api.PolicyDirection_IMPORT {
+			n.Global.ApplyPolicy.Config.ImportPolicyList = append([]string{b.name}, c.Global.ApplyPolicy.Config.ImportPolicyList...)
+		} else {
+			n.Global.ApplyPolicy.Config.ExportPolicyList = append([]string{b.name}, c.Global.ApplyPolicy.Config.ExportPolicyList...)
+		}
 	}
 	return &n
+}
+
+func hasPrefixSet(c *oc.BgpConfigSet, name string) bool {
+	for _, p := range c.DefinedSets.PrefixSets {
+		if p.PrefixSetName == name {
+			return true
+		}
+	}
+	return false
 }
 
 // reconcile re-installs the runtime form after a config change, when the

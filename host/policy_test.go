@@ -1,8 +1,10 @@
 package host_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -124,5 +126,65 @@ func TestExportPolicyTakesEffectAtOnce(t *testing.T) {
 	bgptest.WaitFor(t, 10*time.Second, func() bool { return len(r.Received()) == table+1 }, "default-only -> full at the router")
 	if notes.Count() != resets {
 		t.Error("the session was reset for a policy change that only adds routes")
+	}
+}
+
+func TestImportPolicy(t *testing.T) {
+	port := bgptest.FreePort(t)
+	d := startDaemon(t, edbgpdConfig(port, t.TempDir(), "127.0.0.2")+labPolicy)
+	r := bgptest.StartRouter(t, 65002, "127.0.0.2", port, bgptest.Quiet{})
+	r.WaitEstablished()
+	sent := []string{"10.0.0.0/8", "172.16.1.0/24", "198.51.100.0/24"}
+	for _, p := range sent {
+		r.Announce(p)
+	}
+	accepted := func() []string {
+		var got []string
+		for _, p := range sent {
+			if bp, _ := d.BestPath(p); bp != nil {
+				got = append(got, p)
+			}
+		}
+		return got
+	}
+	for _, tc := range []struct {
+		policy string
+		want   []string
+	}{
+		{"full", sent},
+		{"none", nil},
+		{"lab-only", []string{"172.16.1.0/24"}},
+		{"full", sent},
+	} {
+		t.Run(tc.policy, func(t *testing.T) {
+			if err := d.SetImportPolicy("127.0.0.2", tc.policy); err != nil {
+				t.Fatal(err)
+			}
+			bgptest.WaitFor(t, 5*time.Second, func() bool { return slices.Equal(accepted(), tc.want) },
+				fmt.Sprintf("edbgpd to accept %v from the peer", tc.want))
+		})
+	}
+	// Scripts steer GoBGP's own policy engine through its defined sets.
+	t.Run("defined set", func(t *testing.T) {
+		if err := d.SetImportPolicy("127.0.0.2", "lab-only"); err != nil {
+			t.Fatal(err)
+		}
+		if err := d.DefinedSet("add", "prefix", "lab", []string{"198.51.100.0/24 24..32"}); err != nil {
+			t.Fatal(err)
+		}
+		d.ResetPeer("127.0.0.2", "soft-in")
+		bgptest.WaitFor(t, 5*time.Second, func() bool { return slices.Equal(accepted(), []string{"172.16.1.0/24", "198.51.100.0/24"}) }, "the added prefix-set entry to apply")
+		if err := d.DefinedSet("remove", "prefix", "lab", []string{"198.51.100.0/24 24..32"}); err != nil {
+			t.Fatal(err)
+		}
+		d.ResetPeer("127.0.0.2", "soft-in")
+		bgptest.WaitFor(t, 5*time.Second, func() bool { return slices.Equal(accepted(), []string{"172.16.1.0/24"}) }, "the removed entry to apply")
+		if err := d.DefinedSet("add", "prefix", "lab", []string{"198.51.100.0/24 8..16"}); err == nil {
+			t.Error("a mask range shorter than the prefix was accepted")
+		}
+	})
+	// The export side is untouched: the router still gets the full table.
+	if got := r.Received(); !got["0.0.0.0/0"] {
+		t.Errorf("router lost the default route: %v", got)
 	}
 }

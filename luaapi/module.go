@@ -41,6 +41,9 @@ type PeerStatus struct {
 type Actions interface {
 	SetExportPolicy(peer, policy string) error
 	SetDefaultExportPolicy(policy string) error
+	// SetImportPolicy sets what the daemon accepts from one peer: the same
+	// policy names as SetExportPolicy, applied to the routes it sends.
+	SetImportPolicy(peer, policy string) error
 	Peers() ([]PeerStatus, error)
 	Peer(address string) (*PeerStatus, error)
 	ResetPeer(address, how string) error // how: hard, soft, soft-in, soft-out
@@ -61,6 +64,10 @@ type Actions interface {
 	// families (all unicast when empty) and returns the sequence number
 	// of the last event made before the walk began.
 	Replay(families []string, fn func(*BestPath)) (uint64, error)
+	// DefinedSet adds entries to (op "add") or removes them from (op
+	// "remove") a GoBGP defined-set of kind prefix, neighbor, community,
+	// ext-community, large-community or as-path.
+	DefinedSet(op, kind, name string, entries []string) error
 	// Notify checks n against the allow-list and starts it in the
 	// background; done gets the outcome from another goroutine.
 	Notify(script string, n Notification, done func(NotifyResult)) error
@@ -149,6 +156,7 @@ func (m *Module) functions() map[string]lua.LGFunction {
 		"peers":                     m.peers,
 		"set_export_policy":         m.setExportPolicy,
 		"set_default_export_policy": m.setDefaultExportPolicy,
+		"set_import_policy":         m.setImportPolicy,
 		"after":                     m.after,
 		"every":                     m.every,
 		"cancel":                    m.cancel,
@@ -171,6 +179,8 @@ func (m *Module) functions() map[string]lua.LGFunction {
 		"lookup":                    m.lookup,
 		"received":                  m.received,
 		"subscribe":                 m.subscribe,
+		"defined_set_add":           m.definedSetAdd,
+		"defined_set_remove":        m.definedSetRemove,
 		"http_post":                 m.httpPost,
 		"exec":                      m.exec,
 	}
@@ -273,6 +283,18 @@ func (m *Module) setExportPolicy(L *lua.LState) int {
 	}
 	L.Push(lua.LTrue)
 	return 1
+}
+
+// bgp.set_import_policy(peer, policy) -> true | nil, reason
+func (m *Module) setImportPolicy(L *lua.LState) int {
+	peer := checkAddress(L, 1, "bgp.set_import_policy")
+	policy := L.CheckString(2)
+	if policy == "" {
+		L.ArgError(2, "bgp.set_import_policy: policy name is empty")
+	}
+	err := m.Actions.SetImportPolicy(peer, policy)
+	m.audit(L, "set_import_policy", err, "peer", peer, "policy", policy)
+	return result(L, err)
 }
 
 // bgp.set_default_export_policy(policy) -> true | nil, reason. It applies to

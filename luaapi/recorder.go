@@ -93,6 +93,11 @@ func (r *Recorder) SetExportPolicy(peer, policy string) error {
 	return nil
 }
 
+func (r *Recorder) SetImportPolicy(peer, policy string) error {
+	r.record("set_import_policy", map[string]any{"peer": peer, "policy": policy})
+	return nil
+}
+
 func (r *Recorder) SetDefaultExportPolicy(policy string) error {
 	r.record("set_default_export_policy", map[string]any{"policy": policy})
 	return nil
@@ -220,4 +225,9 @@ func (r *Recorder) Replay(families []string, fn func(*BestPath)) (uint64, error)
 		}
 	}
 	return 0, nil
+}
+
+func (r *Recorder) DefinedSet(op, kind, name string, entries []string) error {
+	r.record("defined_set_"+op, map[string]any{"kind": kind, "name": name, "entries": entries})
+	return nil
 }

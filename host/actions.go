@@ -397,3 +397,46 @@ func parseSetPrefix(s string) (*api.Prefix, error) {
 	}
 	return out, nil
 }
+
+// RIBPrefixes implements luaapi.Actions.
+func (d *Daemon) RIBPrefixes(family string) ([]string, error) {
+	rf, err := bgp.GetRouteFamily(family)
+	if err != nil {
+		return nil, fmt.Errorf("family %q: %w", family, err)
+	}
+	afi, safi := bgp.RouteFamilyToAfiSafi(rf)
+	var out []string
+	err = d.Server.ListPath(context.Background(), &api.ListPathRequest{
+		TableType: api.TableType_GLOBAL, Family: &api.Family{Afi: api.Family_Afi(afi), Safi: api.Family_Safi(safi)},
+		SortType: api.ListPathRequest_PREFIX, EnableOnlyBinary: true,
+	}, func(dst *api.Destination) { out = append(out, dst.Prefix) })
+	return out, err
+}
+
+// BestPaths implements luaapi.Actions.
+func (d *Daemon) BestPaths(prefixes []string) ([]*luaapi.BestPath, error) {
+	if len(prefixes) == 0 {
+		return nil, nil
+	}
+	first, err := netip.ParsePrefix(prefixes[0])
+	if err != nil {
+		return nil, err
+	}
+	lookups := make([]*api.TableLookupPrefix, len(prefixes))
+	for i, p := range prefixes {
+		lookups[i] = &api.TableLookupPrefix{Prefix: p, Type: api.TableLookupPrefix_EXACT}
+	}
+	var out []*luaapi.BestPath
+	err = d.Server.ListPath(context.Background(), &api.ListPathRequest{
+		TableType: api.TableType_GLOBAL, Family: familyOf(first), Prefixes: lookups,
+	}, func(dst *api.Destination) {
+		for _, p := range dst.Paths {
+			if p.Best {
+				if ev, err := d.conv.bestPathEvent(p); err == nil {
+					out = append(out, ev)
+				}
+			}
+		}
+	})
+	return out, err
+}

@@ -62,6 +62,51 @@ type callbackFire struct {
 	result map[string]any
 }
 
+// walkChunk is queued for each chunk of a bgp.walk, so that events are
+// handled between chunks.
+type walkChunk struct {
+	v        *version
+	w        luaapi.WalkRequest
+	prefixes []string
+	next     int
+	count    int
+}
+
+// Walk takes the list of prefixes now and queues the first chunk.
+func (r *runtime) Walk(w luaapi.WalkRequest) error {
+	prefixes, err := r.s.actions.RIBPrefixes(w.Family)
+	if err != nil {
+		return err
+	}
+	r.s.push(&walkChunk{v: r.v, w: w, prefixes: prefixes})
+	return nil
+}
+
+// walk runs one chunk on the script goroutine and queues the next.
+func (s *Script) walk(c *walkChunk) {
+	end := min(c.next+c.w.Chunk, len(c.prefixes))
+	paths, err := s.actions.BestPaths(c.prefixes[c.next:end])
+	if err != nil {
+		s.log.Error("bgp.walk stopped", "err", err)
+		return
+	}
+	for _, p := range paths {
+		if c.v.ctx.Err() != nil {
+			return
+		}
+		c.count++
+		s.call(c.v, "bgp.walk fn", c.w.Fn, c.v.tables.BestPath(c.v.L, p), 0)
+	}
+	c.next = end
+	if c.next < len(c.prefixes) {
+		s.push(c)
+		return
+	}
+	if c.w.Done != nil {
+		s.call(c.v, "bgp.walk done", c.w.Done, lua.LNumber(c.count), 0)
+	}
+}
+
 // Subscribe records what the loading version wants; it takes effect when
 // the version goes live.
 func (r *runtime) Subscribe(sub *luaapi.Subscription) error {

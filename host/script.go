@@ -413,6 +413,11 @@ func (s *Script) deliver(ev any) {
 	case syncMarker:
 		close(e)
 		return
+	case *walkChunk:
+		if e.v == v {
+			s.walk(e)
+		}
+		return
 	case callbackFire:
 		if e.v == v {
 			v.module.SetCause(0)

@@ -86,3 +86,31 @@ function on_load() bgp.after(0.3, function() bgp.log("info", "REPLAYED", n, "LIV
 		t.Errorf("want 256 replayed paths and no live ones:\n%s", logs.String())
 	}
 }
+
+// TestWalk: bgp.walk visits every best path, a chunk at a time.
+func TestWalk(t *testing.T) {
+	scripts := t.TempDir()
+	logs := &bgptest.Buffer{}
+	path := filepath.Join(t.TempDir(), "edbgpd.toml")
+	os.WriteFile(path, []byte(edbgpdConfig(bgptest.FreePort(t), scripts)), 0o644)
+	d, err := host.Start(host.Settings{ConfigFile: path, Logger: slogTo(logs)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(d.Stop)
+	addTable(t, d, 2500)
+	os.WriteFile(filepath.Join(scripts, "w.lua"), []byte(`local bgp = require("bgp")
+bgp.subscribe{peer_state = false, prefixes = {"192.0.2.0/24"}}
+local seen = 0
+function on_load()
+  assert(bgp.walk{chunk = 1000, fn = function(p)
+    seen = seen + 1
+    if p.prefix == "" or p.nexthop == nil then error("bad path") end
+  end, done = function(n) bgp.log("info", "WALKED", n, seen) end})
+end
+`), 0o644)
+	bgptest.WaitFor(t, 10*time.Second, func() bool { return strings.Contains(logs.String(), "WALKED") }, "the walk to finish")
+	if !strings.Contains(logs.String(), `"WALKED 2501 2501"`) {
+		t.Errorf("want 2,501 best paths (table and default route):\n%s", logs.String())
+	}
+}

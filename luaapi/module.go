@@ -64,6 +64,11 @@ type Actions interface {
 	// families (all unicast when empty) and returns the sequence number
 	// of the last event made before the walk began.
 	Replay(families []string, fn func(*BestPath)) (uint64, error)
+	// RIBPrefixes lists the prefixes with a best path in family, sorted.
+	RIBPrefixes(family string) ([]string, error)
+	// BestPaths returns the best paths of these exact prefixes (those that
+	// still have one).
+	BestPaths(prefixes []string) ([]*BestPath, error)
 	// DefinedSet adds entries to (op "add") or removes them from (op
 	// "remove") a GoBGP defined-set of kind prefix, neighbor, community,
 	// ext-community, large-community or as-path.
@@ -119,6 +124,18 @@ type Runtime interface {
 	Callback(fn *lua.LFunction, result map[string]any)
 	// Subscribe replaces what the script receives; only while loading.
 	Subscribe(s *Subscription) error
+	// Walk calls fn(path) for every best path of the family, chunk paths
+	// at a time on the script's goroutine, with events handled between
+	// chunks, then done(count). It returns at once.
+	Walk(w WalkRequest) error
+}
+
+// WalkRequest is a bgp.walk call.
+type WalkRequest struct {
+	Family string
+	Chunk  int
+	Fn     *lua.LFunction
+	Done   *lua.LFunction // may be nil
 }
 
 // Module is the "bgp" module of one script version.
@@ -179,6 +196,7 @@ func (m *Module) functions() map[string]lua.LGFunction {
 		"lookup":                    m.lookup,
 		"received":                  m.received,
 		"subscribe":                 m.subscribe,
+		"walk":                      m.walk,
 		"defined_set_add":           m.definedSetAdd,
 		"defined_set_remove":        m.definedSetRemove,
 		"http_post":                 m.httpPost,

@@ -53,6 +53,10 @@ func (r *fakeRuntime) Subscribe(s *luaapi.Subscription) error {
 	r.timers = append(r.timers, fmt.Sprintf("subscribe %d %d %v", len(s.Prefixes), len(s.CoveredBy), s.Replay))
 	return nil
 }
+func (r *fakeRuntime) Walk(w luaapi.WalkRequest) error {
+	r.timers = append(r.timers, fmt.Sprintf("walk %s %d", w.Family, w.Chunk))
+	return nil
+}
 func (r *fakeRuntime) Callback(fn *lua.LFunction, result map[string]any) {
 	r.timers = append(r.timers, fmt.Sprintf("callback %v", result["ok"]))
 }
@@ -100,6 +104,9 @@ func TestModule(t *testing.T) {
 		{"subscribe bad prefix", `bgp.subscribe{prefixes = {"10.0.0.0/99"}}`, "bgp.subscribe: prefixes", ""},
 		{"subscribe bad peer", `bgp.subscribe{peers = {"nope"}}`, "bgp.subscribe: peers", ""},
 		{"subscribe replay not bool", `bgp.subscribe{replay = "yes"}`, "replay must be true or false", ""},
+		{"walk", `assert(bgp.walk{family = "ipv6-unicast", chunk = 10, fn = function(p) end, done = function(n) end})`, "", ""},
+		{"walk no fn", `bgp.walk{}`, "bgp.walk: fn must be a function", ""},
+		{"walk chunk", `bgp.walk{fn = print, chunk = 0}`, "chunk must be 1-100000", ""},
 		{"format_community range", `bgp.format_community(70000, 1)`, "bad argument #1 to format_community", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

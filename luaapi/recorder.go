@@ -231,3 +231,28 @@ func (r *Recorder) DefinedSet(op, kind, name string, entries []string) error {
 	r.record("defined_set_"+op, map[string]any{"kind": kind, "name": name, "entries": entries})
 	return nil
 }
+
+func (r *Recorder) RIBPrefixes(family string) ([]string, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []string
+	for k, p := range r.Paths {
+		if p.Family == family {
+			out = append(out, k)
+		}
+	}
+	sort.Strings(out)
+	return out, nil
+}
+
+func (r *Recorder) BestPaths(prefixes []string) ([]*BestPath, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	var out []*BestPath
+	for _, p := range prefixes {
+		if bp := r.Paths[p]; bp != nil {
+			out = append(out, bp)
+		}
+	}
+	return out, nil
+}

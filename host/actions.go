@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -439,4 +440,64 @@ func (d *Daemon) BestPaths(prefixes []string) ([]*luaapi.BestPath, error) {
 		}
 	})
 	return out, err
+}
+
+// PreviewExportPolicy implements luaapi.Actions for the built-in policies.
+// From GoBGP it reads what the peer is eligible for (the candidates of its
+// Adj-RIB-Out, each marked as accepted or filtered by the export policy
+// now). From those it works out what the peer would get. That is exact as
+// long as the config file has no export policies of its own, or the peer
+// is on "full" now; otherwise it says it cannot tell.
+func (d *Daemon) PreviewExportPolicy(peer, policy string) (add, withdraw []string, err error) {
+	if !isBuiltin(policy) {
+		return nil, nil, fmt.Errorf("preview covers full, default-only and none, not %q", policy)
+	}
+	if p, err := d.Peer(peer); err != nil {
+		return nil, nil, err
+	} else if p.State != "established" {
+		return nil, nil, fmt.Errorf("session with %s is %s: nothing is advertised", peer, p.State)
+	}
+	candidates := map[string]bool{} // prefix -> accepted now
+	for _, f := range []*api.Family{familyOf(netip.MustParsePrefix("0.0.0.0/0")), familyOf(netip.MustParsePrefix("::/0"))} {
+		err := d.Server.ListPath(context.Background(), &api.ListPathRequest{TableType: api.TableType_ADJ_OUT, Name: peer, Family: f, EnableFiltered: true},
+			func(dst *api.Destination) {
+				for _, p := range dst.Paths {
+					candidates[dst.Prefix] = candidates[dst.Prefix] || !p.Filtered
+				}
+			})
+		if err != nil {
+			return nil, nil, err
+		}
+	}
+	d.policy.mu.Lock()
+	userRules := len(d.policy.userExport) > 0 || d.policy.userDefault != api.RouteAction_ACCEPT
+	d.policy.mu.Unlock()
+	onFull := d.policy.PeerPolicy(peer) == luaapi.PolicyFull
+	if userRules && !onFull {
+		return nil, nil, fmt.Errorf("cannot preview: the config has export policies of its own and %s is not on full", peer)
+	}
+	allowed := func(prefix string, accepted bool) bool { // what "full" would send
+		if userRules {
+			return accepted // the peer is on full: what it gets now
+		}
+		return true
+	}
+	for prefix, accepted := range candidates {
+		var target bool
+		switch policy {
+		case luaapi.PolicyFull:
+			target = allowed(prefix, accepted)
+		case luaapi.PolicyDefaultOnly:
+			target = (prefix == "0.0.0.0/0" || prefix == "::/0") && allowed(prefix, accepted)
+		}
+		switch {
+		case target && !accepted:
+			add = append(add, prefix)
+		case !target && accepted:
+			withdraw = append(withdraw, prefix)
+		}
+	}
+	slices.Sort(add)
+	slices.Sort(withdraw)
+	return add, withdraw, nil
 }

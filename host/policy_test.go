@@ -113,12 +113,30 @@ func TestExportPolicyTakesEffectAtOnce(t *testing.T) {
 	r.WaitEstablished()
 	expectExactly(t, r, table+1)
 
+	// A dry run first: nothing changes at the router.
+	for _, tc := range []struct {
+		policy          string
+		add, withdrawal int
+	}{{"full", 0, 0}, {"default-only", 0, table}, {"none", 0, table + 1}} {
+		add, withdraw, err := d.PreviewExportPolicy("127.0.0.2", tc.policy)
+		if err != nil || len(add) != tc.add || len(withdraw) != tc.withdrawal || slices.Contains(withdraw, "0.0.0.0/0") != (tc.policy == "none") {
+			t.Errorf("preview %s: add %d withdraw %d (%v), want %d and %d", tc.policy, len(add), len(withdraw), err, tc.add, tc.withdrawal)
+		}
+	}
+	if _, _, err := d.PreviewExportPolicy("127.0.0.2", "lab-only"); err == nil {
+		t.Error("preview of a named policy did not say it cannot")
+	}
+	expectExactly(t, r, table+1)
+
 	if err := d.SetExportPolicy("127.0.0.2", "default-only"); err != nil {
 		t.Fatal(err)
 	}
 	bgptest.WaitFor(t, 20*time.Second, func() bool { return r.State() == "ESTABLISHED" && len(r.Received()) == 1 }, "full -> default-only at the router")
 	expectDefaultOnly(t, r)
 
+	if add, withdraw, err := d.PreviewExportPolicy("127.0.0.2", "full"); err != nil || len(add) != table || len(withdraw) != 0 {
+		t.Errorf("preview back to full: add %d withdraw %d (%v), want %d and 0", len(add), len(withdraw), err, table)
+	}
 	resets := notes.Count()
 	if err := d.SetExportPolicy("127.0.0.2", "full"); err != nil {
 		t.Fatal(err)

@@ -64,6 +64,9 @@ type Actions interface {
 	// families (all unicast when empty) and returns the sequence number
 	// of the last event made before the walk began.
 	Replay(families []string, fn func(*BestPath)) (uint64, error)
+	// PreviewExportPolicy tells what setting peer's export policy would
+	// add to and withdraw from what the peer is sent, without doing it.
+	PreviewExportPolicy(peer, policy string) (add, withdraw []string, err error)
 	// RIBPrefixes lists the prefixes with a best path in family, sorted.
 	RIBPrefixes(family string) ([]string, error)
 	// BestPaths returns the best paths of these exact prefixes (those that
@@ -174,6 +177,7 @@ func (m *Module) functions() map[string]lua.LGFunction {
 		"set_export_policy":         m.setExportPolicy,
 		"set_default_export_policy": m.setDefaultExportPolicy,
 		"set_import_policy":         m.setImportPolicy,
+		"preview_export_policy":     m.previewExportPolicy,
 		"after":                     m.after,
 		"every":                     m.every,
 		"cancel":                    m.cancel,
@@ -300,6 +304,22 @@ func (m *Module) setExportPolicy(L *lua.LState) int {
 		return fail(L, err)
 	}
 	L.Push(lua.LTrue)
+	return 1
+}
+
+// bgp.preview_export_policy(peer, policy) -> {add = {...}, withdraw = {...}}
+// | nil, reason: a dry run of set_export_policy.
+func (m *Module) previewExportPolicy(L *lua.LState) int {
+	peer := checkAddress(L, 1, "bgp.preview_export_policy")
+	policy := L.CheckString(2)
+	add, withdraw, err := m.Actions.PreviewExportPolicy(peer, policy)
+	if err != nil {
+		return fail(L, err)
+	}
+	t := L.CreateTable(0, 2)
+	t.RawSetString("add", stringList(L, add))
+	t.RawSetString("withdraw", stringList(L, withdraw))
+	L.Push(t)
 	return 1
 }
 

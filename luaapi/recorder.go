@@ -256,3 +256,9 @@ func (r *Recorder) BestPaths(prefixes []string) ([]*BestPath, error) {
 	}
 	return out, nil
 }
+
+// PreviewExportPolicy answers that nothing would change: the recorder
+// has no peers' tables.
+func (r *Recorder) PreviewExportPolicy(peer, policy string) ([]string, []string, error) {
+	return []string{}, []string{}, nil
+}

@@ -61,6 +61,10 @@ func TestRouteAndPeerFunctions(t *testing.T) {
 		{"defined_set bad kind", `bgp.defined_set_add("colour", "x", {"red"})`, "bad argument #1 to defined_set_add", ""},
 		{"defined_set own name", `bgp.defined_set_add("neighbor", "edbgpd-g1-none", {"192.0.2.2"})`, "bad argument #2 to defined_set_add", ""},
 		{"defined_set empty", `bgp.defined_set_remove("prefix", "x", {})`, "bad argument #3 to defined_set_remove", ""},
+		{"received", `assert(bgp.received("192.0.2.2", "10.0.0.0/8") == nil)`, "", ""},
+		{"received bad peer", `bgp.received("10.0.0.0/8", "10.0.0.0/8")`, "bad argument #1 to received", ""},
+		{"received bad prefix", `bgp.received("192.0.2.2", "x")`, "bad argument #2 to received", ""},
+		{"preview_export_policy", `local p = bgp.preview_export_policy("192.0.2.2", "full"); assert(#p.add == 0 and #p.withdraw == 0)`, "", ""},
 		{"disable enable", `assert(bgp.disable_peer("192.0.2.2") and bgp.enable_peer("192.0.2.2"))`, "",
 			`{"action":"disable_peer","args":{"peer":"192.0.2.2"}}` + "\n" + `{"action":"enable_peer","args":{"peer":"192.0.2.2"}}`},
 	} {

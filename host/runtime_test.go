@@ -109,3 +109,34 @@ func TestPersistedState(t *testing.T) {
 		t.Errorf("corrupt state file not set aside: %v", matches)
 	}
 }
+
+// TestKonamiSurvivesReloadMidSequence: konami keeps its history in
+// bgp.state, so saving the file in the middle of the code loses nothing.
+func TestKonamiSurvivesReloadMidSequence(t *testing.T) {
+	e := newScriptEnv(t, host.DefaultLimits)
+	src, err := os.ReadFile("../scripts/konami.lua")
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.write("konami.lua", string(src))
+	e.set.LoadAll()
+	e.set.Watch()
+	peer := luaapi.Peer{Address: "192.0.2.2", ASN: 65002}
+	send := func(steps []step) {
+		for _, s := range steps {
+			ev := &luaapi.BestPath{Prefix: "10.0.0.0/8", Peer: peer, Withdrawal: s == withdraw}
+			if s != withdraw {
+				ev.WithAttributes(luaapi.Attributes{Communities: []string{string(s)}})
+			}
+			e.set.Dispatch(ev)
+		}
+		e.set.Script("konami.lua").Sync()
+	}
+	e.set.Dispatch(&luaapi.PeerState{Peer: peer, State: "established", OldState: "openconfirm"})
+	send(konamiCode[:6])
+	e.write("konami.lua", string(src)+"\n-- saved mid-sequence\n")
+	bgptest.WaitFor(t, 3*time.Second, func() bool { return e.set.Script("konami.lua").Stats.Reloads.Load() == 2 }, "the reload")
+	send(konamiCode[6:])
+	e.set.Dispatch(&luaapi.PeerState{Peer: peer, State: "idle", OldState: "established"})
+	e.waitCall("192.0.2.2 full")
+}

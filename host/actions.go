@@ -137,7 +137,19 @@ func (d *Daemon) SetPeerEnabled(address string, enabled bool) error {
 
 // Announce implements luaapi.Actions.
 func (d *Daemon) Announce(script string, r luaapi.Route) error {
-	p, err := Route{Prefix: r.Prefix, Nexthop: r.Nexthop, Origin: r.Origin, ASPath: r.ASPath, Communities: r.Communities,
+	asPath := r.ASPath
+	if r.Prepend > 0 {
+		g, err := d.Server.GetBgp(context.Background(), &api.GetBgpRequest{})
+		if err != nil {
+			return err
+		}
+		own := make([]uint32, r.Prepend, r.Prepend+len(asPath))
+		for i := range own {
+			own[i] = g.Global.Asn
+		}
+		asPath = append(own, asPath...)
+	}
+	p, err := Route{Prefix: r.Prefix, Nexthop: r.Nexthop, Origin: r.Origin, ASPath: asPath, Communities: r.Communities,
 		LargeCommunities: r.LargeCommunities, MED: r.MED, LocalPref: r.LocalPref}.path()
 	if err != nil {
 		return err

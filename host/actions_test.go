@@ -43,7 +43,7 @@ func TestDaemonActions(t *testing.T) {
 	r.WaitEstablished()
 
 	med := uint32(5)
-	if err := d.Announce("rtbh.lua", luaapi.Route{Prefix: "192.0.2.1/32", Communities: []string{"65535:666"}, MED: &med}); err != nil {
+	if err := d.Announce("rtbh.lua", luaapi.Route{Prefix: "192.0.2.1/32", Communities: []string{"65535:666"}, MED: &med, Prepend: 2}); err != nil {
 		t.Fatal(err)
 	}
 	bgptest.WaitFor(t, 5*time.Second, func() bool {
@@ -52,7 +52,8 @@ func TestDaemonActions(t *testing.T) {
 	}, "the announced /32 with 65535:666 at the router")
 
 	bp, err := d.BestPath("192.0.2.1/32")
-	if err != nil || bp == nil || !slices.Equal(bp.Attrs().Communities, []string{"65535:666"}) || bp.Attrs().MED != 5 {
+	if err != nil || bp == nil || !slices.Equal(bp.Attrs().Communities, []string{"65535:666"}) || bp.Attrs().MED != 5 ||
+		!slices.Equal(bp.Attrs().ASPath, []uint32{65001, 65001}) {
 		t.Fatalf("BestPath = %+v, %v", bp, err)
 	}
 	if bp, _ := d.Lookup("192.0.2.1"); bp == nil || bp.Prefix != "192.0.2.1/32" {

@@ -101,9 +101,10 @@ type NotifyResult struct {
 // Route is what a script announces.
 type Route struct {
 	Prefix           string
-	Nexthop          string // "" for the daemon's own address
-	Origin           string // igp (default), egp, incomplete
-	ASPath           []uint32
+	Nexthop          string   // "" for the daemon's own address
+	Origin           string   // igp (default), egp, incomplete
+	ASPath           []uint32 // AS_PATH of the route (GoBGP adds its own AS on eBGP)
+	Prepend          int      // copies of the daemon's own AS put in front of ASPath
 	Communities      []string
 	LargeCommunities []string
 	MED              *uint32

@@ -138,6 +138,9 @@ func (r *Recorder) Announce(script string, rt Route) error {
 	if len(rt.ASPath) > 0 {
 		args["as_path"] = rt.ASPath
 	}
+	if rt.Prepend > 0 {
+		args["prepend"] = rt.Prepend
+	}
 	if len(rt.Communities) > 0 {
 		args["communities"] = rt.Communities
 	}

@@ -80,7 +80,7 @@ func optASNs(L *lua.LState, t *lua.LTable, key, fn string) []uint32 {
 	return out
 }
 
-var routeKeys = map[string]bool{"prefix": true, "nexthop": true, "origin": true, "as_path": true, "communities": true,
+var routeKeys = map[string]bool{"prefix": true, "nexthop": true, "origin": true, "as_path": true, "prepend": true, "communities": true,
 	"large_communities": true, "med": true, "local_pref": true}
 
 // bgp.announce{prefix=, nexthop=, origin=, as_path={..}, communities={..},
@@ -102,6 +102,12 @@ func (m *Module) announce(L *lua.LState) int {
 		LargeCommunities: optStrings(L, t, "large_communities", fn),
 		MED:              optUint32(L, t, "med", fn),
 		LocalPref:        optUint32(L, t, "local_pref", fn),
+	}
+	if n := optUint32(L, t, "prepend", fn); n != nil {
+		if *n > 32 {
+			L.ArgError(1, fn+": prepend must be 0-32")
+		}
+		r.Prepend = int(*n)
 	}
 	if r.Prefix == "" {
 		L.ArgError(1, fn+": prefix is required")

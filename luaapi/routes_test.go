@@ -28,6 +28,8 @@ func TestRouteAndPeerFunctions(t *testing.T) {
 	}{
 		{"announce", `assert(bgp.announce{prefix = "192.0.2.1", nexthop = "198.51.100.1", communities = {"65535:666"}, large_communities = {"65000:1:2"}, as_path = {65010}, med = 5, local_pref = 200, origin = "egp"})`, "",
 			`{"action":"announce","args":{"as_path":[65010],"communities":["65535:666"],"large_communities":["65000:1:2"],"local_pref":200,"med":5,"nexthop":"198.51.100.1","origin":"egp","prefix":"192.0.2.1/32"}}`},
+		{"announce prepend", `assert(bgp.announce{prefix = "192.0.2.0/24", prepend = 2})`, "", `{"action":"announce","args":{"prefix":"192.0.2.0/24","prepend":2}}`},
+		{"announce prepend too long", `bgp.announce{prefix = "192.0.2.0/24", prepend = 100}`, "prepend must be 0-32", ""},
 		{"announce v6", `assert(bgp.announce{prefix = "2001:db8::/32"})`, "", `{"action":"announce","args":{"prefix":"2001:db8::/32"}}`},
 		{"announce no prefix", `bgp.announce{nexthop = "192.0.2.1"}`, "bgp.announce: prefix is required", ""},
 		{"announce bad prefix", `bgp.announce{prefix = "10.0.0.0/40"}`, "bgp.announce: prefix", ""},

@@ -316,47 +316,6 @@ func (d *Daemon) advertised(peer string) (map[string]bool, bool) {
 	return out, true
 }
 
-// withPolicyEffect runs change, then makes it take effect at once for the
-// established peers among peers: a soft reset out sends what the new policy
-// adds; if it also takes routes away, the session is reset, since GoBGP v3
-// sends no withdrawals on a soft reset out and has no other way to
-// withdraw from one peer.
-func (d *Daemon) withPolicyEffect(peers []string, change func() error) error {
-	before := make(map[string]map[string]bool)
-	for _, p := range peers {
-		if adv, up := d.advertised(p); up {
-			before[p] = adv
-		}
-	}
-	if err := change(); err != nil {
-		return err
-	}
-	for p, was := range before {
-		now, up := d.advertised(p)
-		if !up {
-			continue
-		}
-		gone := 0
-		for prefix := range was {
-			if !now[prefix] {
-				gone++
-			}
-		}
-		if gone == 0 {
-			if err := d.ResetPeer(p, "soft-out"); err != nil {
-				d.log.Error("policy change: soft reset out failed", "peer", p, "err", err)
-			}
-			continue
-		}
-		d.log.Warn("export policy change takes routes away; resetting the session so the peer drops them (GoBGP v3 cannot withdraw on a soft reset)",
-			"peer", p, "withdrawn", gone, "kept", len(now))
-		if err := d.Server.ResetPeer(context.Background(), &api.ResetPeerRequest{Address: p, Communication: "export policy changed by edbgpd"}); err != nil {
-			d.log.Error("policy change: reset failed", "peer", p, "err", err)
-		}
-	}
-	return nil
-}
-
 var setTypes = map[string]api.DefinedType{
 	"prefix": api.DefinedType_PREFIX, "neighbor": api.DefinedType_NEIGHBOR, "community": api.DefinedType_COMMUNITY,
 	"ext-community": api.DefinedType_EXT_COMMUNITY, "large-community": api.DefinedType_LARGE_COMMUNITY, "as-path": api.DefinedType_AS_PATH,

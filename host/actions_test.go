@@ -96,3 +96,25 @@ func TestDaemonActions(t *testing.T) {
 	}
 	r.WaitEstablished()
 }
+
+// receivedLargeCommunities is what the router got for prefix from edbgpd.
+func receivedLargeCommunities(r *bgptest.Router, prefix string) []string {
+	var out []string
+	r.ListPath(context.Background(), &api.ListPathRequest{
+		TableType: api.TableType_ADJ_IN, Name: "127.0.0.1",
+		Family:   &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST},
+		Prefixes: []*api.TableLookupPrefix{{Prefix: prefix}},
+	}, func(d *api.Destination) {
+		for _, p := range d.Paths {
+			attrs, _ := apiutil.GetNativePathAttributes(p)
+			for _, a := range attrs {
+				if lc, ok := a.(*bgp.PathAttributeLargeCommunities); ok {
+					for _, v := range lc.Values {
+						out = append(out, v.String())
+					}
+				}
+			}
+		}
+	})
+	return out
+}

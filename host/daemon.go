@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 
 	api "github.com/osrg/gobgp/v3/api"
 	"github.com/osrg/gobgp/v3/pkg/config"
@@ -44,6 +45,7 @@ type Daemon struct {
 	options   Options
 
 	announced announcements
+	policyOp  sync.Mutex // one policy change (or config apply) at a time
 	record    *eventLog
 	notifier  *notifier
 }
@@ -132,6 +134,8 @@ func Start(s Settings) (*Daemon, error) {
 // UpdateConfig, edbgpd's export policy kept in. Errors are GoBGP's config
 // errors; what could be applied is applied.
 func (d *Daemon) applyConfig(cfg *Config) error {
+	d.policyOp.Lock()
+	defer d.policyOp.Unlock()
 	defer d.lockPolicies()()
 	next := d.injectPolicies(cfg.BGP)
 	var err error

@@ -34,6 +34,11 @@ import (
 const (
 	prefixSetDefaultV4 = "edbgpd-default-v4"
 	prefixSetDefaultV6 = "edbgpd-default-v6"
+	// markerSet matches the large community edbgpd puts on the transient
+	// paths it uses to withdraw routes from one peer (see withdraw.go).
+	// ASN 4294967295 is reserved (RFC 7300), so no real route carries it.
+	markerSet       = "edbgpd-marker"
+	markerCommunity = "4294967295:0:1"
 )
 
 type exportPolicy struct {
@@ -48,6 +53,7 @@ type exportPolicy struct {
 	installed   *builtPolicy // nil when nothing is installed
 	userExport  []string     // export policies of the config file
 	userDefault api.RouteAction
+	hold        []string // peers that must not get marker paths (export only)
 }
 
 func newExportPolicy(srv *server.BgpServer, log *slog.Logger) *exportPolicy {
@@ -131,6 +137,38 @@ func (e *exportPolicy) SetDefault(policy string) error {
 		return err
 	}
 	return nil
+}
+
+// policyState is what scripts set, saved to undo a change.
+type policyState struct {
+	defaultMode string
+	modes       map[string]string
+}
+
+func (e *exportPolicy) save() policyState {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	m := make(map[string]string, len(e.modes))
+	for k, v := range e.modes {
+		m[k] = v
+	}
+	return policyState{defaultMode: e.defaultMode, modes: m}
+}
+
+// restore puts a saved state back in force.
+func (e *exportPolicy) restore(st policyState) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.defaultMode, e.modes = st.defaultMode, st.modes
+	return e.apply()
+}
+
+// setHold puts peers on (or, nil, off) the marker-path rejection.
+func (e *exportPolicy) setHold(peers []string) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.hold = peers
+	return e.apply()
 }
 
 // IsSet tells whether a script set peer's policy (as opposed to the default).
@@ -308,6 +346,20 @@ func (e *exportPolicy) build(gen int, named map[string]*api.Policy) (*builtPolic
 		}
 		return nil
 	}
+	if len(e.hold) > 0 {
+		// Marker paths: rejected for the held peers (which then get a
+		// withdrawal), sent to the others without the marker. Runtime only:
+		// config changes wait for the withdrawal to finish.
+		set := addSet("hold", append([]string(nil), e.hold...))
+		b.policy.Statements = append(b.policy.Statements,
+			&api.Statement{Name: pfx + "hold", Conditions: &api.Conditions{
+				NeighborSet:       matchSet(set, false),
+				LargeCommunitySet: &api.MatchSet{Type: api.MatchSet_ANY, Name: markerSet},
+			}, Actions: &api.Actions{RouteAction: api.RouteAction_REJECT}},
+			&api.Statement{Name: pfx + "unmark", Conditions: &api.Conditions{
+				LargeCommunitySet: &api.MatchSet{Type: api.MatchSet_ANY, Name: markerSet},
+			}, Actions: &api.Actions{LargeCommunity: &api.CommunityAction{Type: api.CommunityAction_REMOVE, Communities: []string{"^" + markerCommunity + "$"}}}})
+	}
 	for _, mode := range []string{luaapi.PolicyNone, luaapi.PolicyDefaultOnly} {
 		if peers := groups[mode]; len(peers) > 0 {
 			restrict(mode, addSet(mode, peers), false)
@@ -402,6 +454,10 @@ func (e *exportPolicy) setUser(c *oc.BgpConfigSet) {
 // policies at once) keep it. Caller holds mu.
 func (e *exportPolicy) inject(c *oc.BgpConfigSet) *oc.BgpConfigSet {
 	n := *c
+	if !hasLargeCommunitySet(c, markerSet) {
+		n.DefinedSets.BgpDefinedSets.LargeCommunitySets = append(append([]oc.LargeCommunitySet(nil), c.DefinedSets.BgpDefinedSets.LargeCommunitySets...),
+			oc.LargeCommunitySet{LargeCommunitySetName: markerSet, LargeCommunityList: []string{"^" + markerCommunity + "$"}})
+	}
 	if !hasPrefixSet(c, prefixSetDefaultV4) {
 		n.DefinedSets.PrefixSets = append(append([]oc.PrefixSet(nil), c.DefinedSets.PrefixSets...),
 			oc.PrefixSet{PrefixSetName: prefixSetDefaultV4, PrefixList: []oc.Prefix{{IpPrefix: "0.0.0.0/0", MasklengthRange: "0..0"}}},
@@ -418,6 +474,15 @@ func (e *exportPolicy) inject(c *oc.BgpConfigSet) *oc.BgpConfigSet {
 		}
 	}
 	return &n
+}
+
+func hasLargeCommunitySet(c *oc.BgpConfigSet, name string) bool {
+	for _, s := range c.DefinedSets.BgpDefinedSets.LargeCommunitySets {
+		if s.LargeCommunitySetName == name {
+			return true
+		}
+	}
+	return false
 }
 
 func hasPrefixSet(c *oc.BgpConfigSet, name string) bool {

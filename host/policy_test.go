@@ -206,3 +206,50 @@ func TestImportPolicy(t *testing.T) {
 		t.Errorf("router lost the default route: %v", got)
 	}
 }
+
+// TestWithdrawWithoutReset: routes learned from a peer are withdrawn from
+// another peer by a policy change, without resetting anyone's session, and
+// the bystanders keep everything.
+func TestWithdrawWithoutReset(t *testing.T) {
+	const table = 100
+	port := bgptest.FreePort(t)
+	d := startDaemon(t, edbgpdConfig(port, t.TempDir(), "127.0.0.2", "127.0.0.3", "127.0.0.4"))
+	customerNotes, upstreamNotes, bystanderNotes := &bgptest.Notes{}, &bgptest.Notes{}, &bgptest.Notes{}
+	customer := bgptest.StartRouter(t, 65002, "127.0.0.2", port, customerNotes)
+	upstream := bgptest.StartRouter(t, 65003, "127.0.0.3", port, upstreamNotes)
+	bystander := bgptest.StartRouter(t, 65004, "127.0.0.4", port, bystanderNotes)
+	for _, r := range []*bgptest.Router{customer, upstream, bystander} {
+		r.WaitEstablished()
+	}
+	for i := 0; i < table; i++ {
+		upstream.Announce(fmt.Sprintf("198.18.%d.0/24", i))
+	}
+	expectExactly(t, customer, table+1)
+	expectExactly(t, bystander, table+1)
+
+	if err := d.SetExportPolicy("127.0.0.2", "default-only"); err != nil {
+		t.Fatal(err)
+	}
+	bgptest.WaitFor(t, 5*time.Second, func() bool { return len(customer.Received()) == 1 }, "the withdrawals at the customer")
+	expectDefaultOnly(t, customer)
+	expectExactly(t, bystander, table+1)
+	if lc := receivedLargeCommunities(bystander, "198.18.7.0/24"); len(lc) != 0 {
+		t.Errorf("the bystander got edbgpd's marker: %v", lc)
+	}
+	if got := upstream.Received(); len(got) != 1 {
+		t.Errorf("upstream got %d routes (its own back?), want the default route only", len(got))
+	}
+	for name, n := range map[string]*bgptest.Notes{"customer": customerNotes, "upstream": upstreamNotes, "bystander": bystanderNotes} {
+		if n.Count() != 0 {
+			t.Errorf("the %s's session was reset", name)
+		}
+	}
+	// And back: a soft reset out, still no reset.
+	if err := d.SetExportPolicy("127.0.0.2", "full"); err != nil {
+		t.Fatal(err)
+	}
+	bgptest.WaitFor(t, 5*time.Second, func() bool { return len(customer.Received()) == table+1 }, "the full table back at the customer")
+	if customerNotes.Count() != 0 {
+		t.Error("the customer's session was reset")
+	}
+}

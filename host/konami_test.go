@@ -85,8 +85,10 @@ func TestKonamiEndToEnd(t *testing.T) {
 	port := bgptest.FreePort(t)
 	d := startDaemon(t, edbgpdConfig(port, scripts, "127.0.0.2", "127.0.0.3"))
 	addTable(t, d, table)
-	r1 := bgptest.StartRouter(t, 65002, "127.0.0.2", port, bgptest.Quiet{})
-	r2 := bgptest.StartRouter(t, 65003, "127.0.0.3", port, bgptest.Quiet{})
+	r1 := bgptest.NewRouter(t, 65002, "127.0.0.2", bgptest.Quiet{})
+	r2 := bgptest.NewRouter(t, 65003, "127.0.0.3", bgptest.Quiet{})
+	r1.Connect(port)
+	r2.Connect(port)
 	r1.WaitEstablished()
 	r2.WaitEstablished()
 

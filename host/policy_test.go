@@ -46,7 +46,9 @@ func TestExportPolicies(t *testing.T) {
 	}
 	t.Cleanup(d.Stop)
 	addTable(t, d, table)
-	r := bgptest.StartRouter(t, 65002, "127.0.0.2", port, bgptest.Quiet{})
+	r := bgptest.NewRouter(t, 65002, "127.0.0.2", bgptest.Quiet{})
+	r2 := bgptest.NewRouter(t, 65003, "127.0.0.3", bgptest.Quiet{}) // joins later
+	r.Connect(port)
 	r.WaitEstablished()
 	expectExactly(t, r, table+1) // no script, no policy: the full table
 
@@ -89,7 +91,7 @@ func TestExportPolicies(t *testing.T) {
 		if err := d.Reload(); err != nil {
 			t.Fatal(err)
 		}
-		r2 := bgptest.StartRouter(t, 65003, "127.0.0.3", port, bgptest.Quiet{})
+		r2.Connect(port)
 		r2.WaitEstablished()
 		expectDefaultOnly(t, r2)
 		// The peer a script set to full keeps it through the reload.
@@ -215,9 +217,12 @@ func TestWithdrawWithoutReset(t *testing.T) {
 	port := bgptest.FreePort(t)
 	d := startDaemon(t, edbgpdConfig(port, t.TempDir(), "127.0.0.2", "127.0.0.3", "127.0.0.4"))
 	customerNotes, upstreamNotes, bystanderNotes := &bgptest.Notes{}, &bgptest.Notes{}, &bgptest.Notes{}
-	customer := bgptest.StartRouter(t, 65002, "127.0.0.2", port, customerNotes)
-	upstream := bgptest.StartRouter(t, 65003, "127.0.0.3", port, upstreamNotes)
-	bystander := bgptest.StartRouter(t, 65004, "127.0.0.4", port, bystanderNotes)
+	customer := bgptest.NewRouter(t, 65002, "127.0.0.2", customerNotes)
+	upstream := bgptest.NewRouter(t, 65003, "127.0.0.3", upstreamNotes)
+	bystander := bgptest.NewRouter(t, 65004, "127.0.0.4", bystanderNotes)
+	for _, r := range []*bgptest.Router{customer, upstream, bystander} {
+		r.Connect(port)
+	}
 	for _, r := range []*bgptest.Router{customer, upstream, bystander} {
 		r.WaitEstablished()
 	}

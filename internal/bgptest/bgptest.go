@@ -32,26 +32,40 @@ type Router struct {
 	t    T
 }
 
-// StartRouter runs a router with AS asn on addr that connects to edbgpd
-// (AS 65001) at 127.0.0.1:edbgpdPort. It stops when the test ends.
-func StartRouter(t T, asn uint32, addr string, edbgpdPort int, logger gobgplog.Logger) *Router {
+// NewRouter starts a router with AS asn on addr, with no session yet.
+// GoBGP's StartBgp writes package globals (route selection options) that
+// every server in the process reads: start all routers of a test before
+// any session comes up (NewRouter, then Connect), or the race detector
+// rightly complains. It stops when the test ends.
+func NewRouter(t T, asn uint32, addr string, logger gobgplog.Logger) *Router {
 	t.Helper()
 	s := server.NewBgpServer(server.LoggerOption(logger))
 	go s.Serve()
-	ctx := context.Background()
-	if err := s.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{Asn: asn, RouterId: addr, ListenPort: -1}}); err != nil {
-		t.Fatal(err)
-	}
-	err := s.AddPeer(ctx, &api.AddPeerRequest{Peer: &api.Peer{
-		Conf:      &api.PeerConf{NeighborAddress: "127.0.0.1", PeerAsn: 65001},
-		Transport: &api.Transport{LocalAddress: addr, RemotePort: uint32(edbgpdPort)},
-		Timers:    &api.Timers{Config: &api.TimersConfig{ConnectRetry: 1, IdleHoldTimeAfterReset: 1, HoldTime: 30, KeepaliveInterval: 10}},
-	}})
-	if err != nil {
+	if err := s.StartBgp(context.Background(), &api.StartBgpRequest{Global: &api.Global{Asn: asn, RouterId: addr, ListenPort: -1}}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Stop)
 	return &Router{BgpServer: s, Addr: addr, t: t}
+}
+
+// Connect peers the router with edbgpd (AS 65001) at 127.0.0.1:edbgpdPort.
+func (r *Router) Connect(edbgpdPort int) *Router {
+	r.t.Helper()
+	err := r.AddPeer(context.Background(), &api.AddPeerRequest{Peer: &api.Peer{
+		Conf:      &api.PeerConf{NeighborAddress: "127.0.0.1", PeerAsn: 65001},
+		Transport: &api.Transport{LocalAddress: r.Addr, RemotePort: uint32(edbgpdPort)},
+		Timers:    &api.Timers{Config: &api.TimersConfig{ConnectRetry: 1, IdleHoldTimeAfterReset: 1, HoldTime: 30, KeepaliveInterval: 10}},
+	}})
+	if err != nil {
+		r.t.Fatal(err)
+	}
+	return r
+}
+
+// StartRouter is NewRouter and Connect, for a test's only router.
+func StartRouter(t T, asn uint32, addr string, edbgpdPort int, logger gobgplog.Logger) *Router {
+	t.Helper()
+	return NewRouter(t, asn, addr, logger).Connect(edbgpdPort)
 }
 
 // State is the session state towards edbgpd, in GoBGP API words.

@@ -1,7 +1,7 @@
 GO ?= go
 BIN := bin/edbgpd
 
-.PHONY: all build test vet demo clean
+.PHONY: all build test vet demo bench clean
 
 all: build
 
@@ -20,6 +20,14 @@ test: vet
 # The Konami demo on one machine: edbgpd and an embedded router peer.
 demo:
 	$(GO) run ./examples/demo
+
+# The full-table benchmark (BENCHMARKS.md): GoBGP alone, stock gobgpd and
+# edbgpd with 0, 1 and 4 scripts, fed 1M prefixes over loopback. Needs
+# ~2.5 GB of memory and a few minutes. BENCH_ARGS="-n 100000" for less.
+bench: build
+	$(GO) build -o bin/edbgpd-bench ./cmd/edbgpd-bench
+	GOBIN=$(CURDIR)/bin $(GO) install github.com/osrg/gobgp/v3/cmd/gobgpd@v3.37.0
+	bin/edbgpd-bench -edbgpd bin/edbgpd -gobgpd bin/gobgpd -json bin/bench.jsonl $(BENCH_ARGS)
 
 clean:
 	rm -rf bin

@@ -26,6 +26,9 @@ type Settings struct {
 	Logger          *slog.Logger
 	GoBGPLogLevel   gobgplog.LogLevel
 	RecordFile      string // write every event here as JSON lines; "" for none
+	// NoEvents skips the event watch altogether: GoBGP alone, embedded
+	// the same way, as the benchmark's floor. Scripts then get no events.
+	NoEvents bool
 }
 
 // Daemon is GoBGP with scripts on its event stream.
@@ -108,8 +111,10 @@ func Start(s Settings) (*Daemon, error) {
 		d.Scripts = NewScriptSet(dir, d, cfg.Options.Limits(), s.Logger)
 		d.Scripts.SetDataDir(cfg.Options.Data)
 	}
-	if err := d.watch(); err != nil {
-		return fail(err)
+	if !s.NoEvents {
+		if err := d.watch(); err != nil {
+			return fail(err)
+		}
 	}
 	if d.Scripts != nil {
 		if err := d.Scripts.LoadAll(); err != nil {

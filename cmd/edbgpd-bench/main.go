@@ -12,6 +12,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -274,6 +275,22 @@ func (s *sut) rib(v6 bool) uint64 {
 		return 0
 	}
 	return r.NumDestination
+}
+
+// has tells whether prefix is in the RIB: an exact lookup, cheap, unlike
+// counting the table (GoBGP's GetTable walks every destination).
+func (s *sut) has(p netip.Prefix) bool {
+	f := &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}
+	if p.Addr().Is6() {
+		f.Afi = api.Family_AFI_IP6
+	}
+	stream, err := s.api.ListPath(context.Background(), &api.ListPathRequest{TableType: api.TableType_GLOBAL, Family: f,
+		Prefixes: []*api.TableLookupPrefix{{Prefix: p.String(), Type: api.TableLookupPrefix_EXACT}}})
+	if err != nil {
+		return false
+	}
+	_, err = stream.Recv()
+	return err == nil
 }
 
 func (s *sut) stop() {

@@ -80,7 +80,19 @@ func genTable(n int, v6 bool, seed int64) *table {
 			t.encode(sets[i], g, v6)
 		}
 	}
+	// The sentinel goes last: once it is in the RIB (or a script saw it),
+	// everything before it has been handled too.
+	t.updates = append(t.updates, updateFor(attrSet{asPath: []uint32{65002}}, []netip.Prefix{sentinel(v6)}, v6)...)
+	t.messages++
 	return t
+}
+
+// sentinel is the prefix sent after the table.
+func sentinel(v6 bool) netip.Prefix {
+	if v6 {
+		return netip.MustParsePrefix("2001:db8:ffff::/48")
+	}
+	return netip.MustParsePrefix("192.0.2.254/32")
 }
 
 func (s attrSet) attrs(nexthop string) []bgp.PathAttributeInterface {

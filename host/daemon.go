@@ -43,8 +43,9 @@ type Daemon struct {
 	imports   *exportPolicy // what edbgpd accepts from each peer
 	routes    *originator
 	conv      *converter
-	stopWatch context.CancelFunc
-	current   *oc.BgpConfigSet // as applied, edbgpd's policy included
+	watchMu   sync.Mutex
+	stopWatch context.CancelFunc // nil until the watch runs
+	current   *oc.BgpConfigSet   // as applied, edbgpd's policy included
 	options   Options
 
 	announced announcements
@@ -112,8 +113,19 @@ func Start(s Settings) (*Daemon, error) {
 		d.Scripts.SetDataDir(cfg.Options.Data)
 	}
 	if !s.NoEvents {
-		if err := d.watch(); err != nil {
-			return fail(err)
+		// GoBGP turns every best path into protobuf for a watcher, wanted
+		// or not: watch only once somebody listens.
+		if d.Scripts != nil {
+			d.Scripts.onActive = func() {
+				if err := d.ensureWatch(); err != nil {
+					d.log.Error("cannot watch GoBGP's events", "err", err)
+				}
+			}
+		}
+		if d.record != nil {
+			if err := d.ensureWatch(); err != nil {
+				return fail(err)
+			}
 		}
 	}
 	if d.Scripts != nil {
@@ -211,7 +223,18 @@ func (d *Daemon) Reload() error {
 	return nil
 }
 
-// watch subscribes to best paths of every family and peer state changes.
+// ensureWatch starts the watch if it is not running.
+func (d *Daemon) ensureWatch() error {
+	d.watchMu.Lock()
+	defer d.watchMu.Unlock()
+	if d.stopWatch != nil {
+		return nil
+	}
+	return d.watch()
+}
+
+// watch subscribes to best paths of every family and peer state changes,
+// in one watcher so that they reach scripts in the order GoBGP made them.
 // The callback runs on GoBGP's watcher goroutine: convert, queue, return.
 func (d *Daemon) watch() error {
 	ctx, cancel := context.WithCancel(context.Background())
@@ -246,9 +269,11 @@ func (d *Daemon) Stop() {
 	if d.Scripts != nil {
 		d.Scripts.Close()
 	}
+	d.watchMu.Lock()
 	if d.stopWatch != nil {
 		d.stopWatch()
 	}
+	d.watchMu.Unlock()
 	d.Server.Stop()
 	if d.record != nil {
 		d.record.Close()

@@ -172,6 +172,7 @@ func (s *Script) Sync() {
 
 func (s *Script) run() {
 	defer close(s.done)
+	defer s.queue.close()
 	for {
 		// Control messages go first so a reload is not stuck behind a backlog.
 		select {

@@ -39,6 +39,11 @@ type ScriptSet struct {
 	live    atomic.Pointer[[]*Script] // loaded scripts, read lock-free by Dispatch
 	watcher *fsnotify.Watcher
 	closed  bool
+	// onActive is called when the first script appears (the daemon then
+	// starts watching GoBGP's events). Called with mu held: must not call
+	// back into the set.
+	onActive  func()
+	activated bool
 }
 
 // NewScriptSet prepares the scripts of dir. Nothing is loaded until LoadAll.
@@ -199,16 +204,21 @@ func (m *ScriptSet) publish() {
 	}
 	sort.Slice(live, func(i, j int) bool { return live[i].Name < live[j].Name })
 	m.live.Store(&live)
+	if len(live) > 0 && !m.activated && m.onActive != nil {
+		m.activated = true
+		m.onActive()
+	}
 }
 
 // Dispatch queues ev for every script that wants it (its subscription is
-// checked here, in Go). It never blocks on a script.
+// checked here, in Go). If a script has eventQueueLimit events waiting, it
+// waits for room: GoBGP's watcher queue takes up the slack, not BGP.
 func (m *ScriptSet) Dispatch(ev any) {
 	for _, s := range *m.live.Load() {
 		if sub := s.sub.Load(); sub != nil && !sub.Match(ev) {
 			continue
 		}
-		s.push(ev)
+		s.queue.pushWait(ev, eventQueueLimit)
 	}
 }
 

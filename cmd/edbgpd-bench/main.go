@@ -67,6 +67,7 @@ type options struct {
 	churnRate int
 	churnFor  time.Duration
 	jsonOut   string
+	profile   string
 }
 
 // result is one line of the report.
@@ -107,6 +108,7 @@ func run() int {
 	flag.IntVar(&o.churnRate, "churn-rate", 10000, "updates per second in the churn test (configuration c)")
 	flag.DurationVar(&o.churnFor, "churn-for", 30*time.Second, "length of the churn test; 0 skips churn and reload")
 	flag.StringVar(&o.jsonOut, "json", "", "also write the results as JSON lines to this file")
+	flag.StringVar(&o.profile, "profile", "", "write a 10 s CPU profile of each edbgpd run (b, c, d) during the load to this folder")
 	flag.Parse()
 
 	fmt.Printf("edbgpd-bench: %d %s prefixes; %s, %d CPUs\n", o.n, map[bool]string{false: "IPv4", true: "IPv6"}[o.v6], runtime.GOOS+"/"+runtime.GOARCH, runtime.NumCPU())

@@ -3,7 +3,9 @@ package main
 import (
 	"context"
 	"fmt"
+	"io"
 	"math/rand"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -117,6 +119,7 @@ func runConfig(name string, tbl *table, o *options) (*result, error) {
 	os.WriteFile(cfgPath, []byte(sutConfig(port, withScripts, o.v6)), 0o644)
 	apiAddr := fmt.Sprintf("127.0.0.1:%d", apiPort)
 	var cmd *exec.Cmd
+	pprofAddr := ""
 	switch name {
 	case "a":
 		self, _ := os.Executable()
@@ -129,6 +132,10 @@ func runConfig(name string, tbl *table, o *options) (*result, error) {
 		cmd = exec.Command(bin, "-f", cfgPath, "--api-hosts", apiAddr, "--pprof-disable", "-l", "warn")
 	case "b", "c", "d":
 		cmd = exec.Command(o.edbgpd, "-f", cfgPath, "--api-hosts", apiAddr, "-l", "warn")
+		if o.profile != "" {
+			pprofAddr = fmt.Sprintf("127.0.0.1:%d", freePort())
+			cmd.Args = append(cmd.Args, "--pprof-host", pprofAddr)
+		}
 	default:
 		return nil, fmt.Errorf("unknown configuration %q (a, e, b, c, d)", name)
 	}
@@ -163,6 +170,9 @@ func runConfig(name string, tbl *table, o *options) (*result, error) {
 	cpu0 := cpuSeconds(pid)
 	start := time.Now()
 	go f.write(tbl.updates)
+	if pprofAddr != "" {
+		go saveProfile(pprofAddr, filepath.Join(o.profile, name+".pprof"))
+	}
 	loaded := func() bool {
 		if nScripts > 0 {
 			return s.marked("bench-loaded", nScripts)
@@ -270,4 +280,21 @@ func churn(s *sut, f *feeder, tbl *table, o *options, r *result, scripts string,
 	close(stop)
 	<-done
 
+}
+
+// saveProfile fetches a 10 s CPU profile from an edbgpd --pprof-host.
+func saveProfile(addr, path string) {
+	resp, err := http.Get("http://" + addr + "/debug/pprof/profile?seconds=10")
+	if err != nil {
+		fmt.Println("  profile:", err)
+		return
+	}
+	defer resp.Body.Close()
+	os.MkdirAll(filepath.Dir(path), 0o755)
+	f, err := os.Create(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	io.Copy(f, resp.Body)
 }

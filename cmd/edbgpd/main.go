@@ -5,6 +5,8 @@ package main
 import (
 	"fmt"
 	"log/slog"
+	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -25,6 +27,7 @@ type options struct {
 	GracefulRestart bool   `short:"r" long:"graceful-restart" description:"flag restart-state in graceful-restart capability"`
 	Dry             bool   `short:"d" long:"dry-run" description:"check the config file and exit"`
 	Record          string `long:"record" description:"also write every event to this file as JSON lines (for edbgpd test)"`
+	PProfHost       string `long:"pprof-host" description:"serve Go's pprof profiles on this address (e.g. localhost:6060); off when empty"`
 }
 
 func main() {
@@ -62,6 +65,14 @@ func run(args []string) int {
 		}
 		log.Info("config ok", "config", o.ConfigFile)
 		return 0
+	}
+
+	if o.PProfHost != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("/debug/pprof/trace", pprof.Trace)
+		go func() { log.Error("pprof server", "err", http.ListenAndServe(o.PProfHost, mux)) }()
 	}
 
 	sig := make(chan os.Signal, 1)

@@ -19,12 +19,15 @@ import (
 // Options are edbgpd's own settings: the [edbgpd] section of the config
 // file, overridden by command-line flags.
 type Options struct {
-	Scripts     string        `toml:"scripts" yaml:"scripts"`
-	Data        string        `toml:"data" yaml:"data"`
-	CallTimeout Duration      `toml:"call-timeout" yaml:"call-timeout"`
-	LoadTimeout Duration      `toml:"load-timeout" yaml:"load-timeout"`
-	Routes      []Route       `toml:"routes" yaml:"routes"`
-	Notify      NotifyOptions `toml:"notify" yaml:"notify"`
+	Scripts     string   `toml:"scripts" yaml:"scripts"`
+	Data        string   `toml:"data" yaml:"data"`
+	CallTimeout Duration `toml:"call-timeout" yaml:"call-timeout"`
+	LoadTimeout Duration `toml:"load-timeout" yaml:"load-timeout"`
+	// QuarantineAfter: failed handler calls in a row before a script is
+	// unloaded (0: the default, 20; -1: never).
+	QuarantineAfter int           `toml:"quarantine-after" yaml:"quarantine-after"`
+	Routes          []Route       `toml:"routes" yaml:"routes"`
+	Notify          NotifyOptions `toml:"notify" yaml:"notify"`
 }
 
 // Route is a route the daemon originates from config.
@@ -59,6 +62,12 @@ func (o *Options) Limits() Limits {
 	}
 	if o.LoadTimeout > 0 {
 		l.LoadTimeout = time.Duration(o.LoadTimeout)
+	}
+	switch {
+	case o.QuarantineAfter > 0:
+		l.QuarantineAfter = o.QuarantineAfter
+	case o.QuarantineAfter < 0:
+		l.QuarantineAfter = 0
 	}
 	return l
 }

@@ -27,18 +27,22 @@ type Limits struct {
 	CallTimeout time.Duration
 	// LoadTimeout bounds running the chunk and on_load.
 	LoadTimeout time.Duration
+	// QuarantineAfter unloads a script after this many handler calls in a
+	// row failed (error or cut-off), until its file is saved again; 0 never.
+	QuarantineAfter int
 }
 
 // DefaultLimits are used where the config says nothing.
-var DefaultLimits = Limits{CallTimeout: time.Second, LoadTimeout: 5 * time.Second}
+var DefaultLimits = Limits{CallTimeout: time.Second, LoadTimeout: 5 * time.Second, QuarantineAfter: 20}
 
 // ScriptStats are counters of one script, safe to read from any goroutine.
 type ScriptStats struct {
-	Delivered atomic.Uint64 // events handed to a handler
-	Errors    atomic.Uint64 // handler calls that raised an error
-	CutOffs   atomic.Uint64 // handler calls stopped by the deadline
-	Reloads   atomic.Uint64 // versions loaded
-	Failed    atomic.Uint64 // loads that failed (previous version kept)
+	Delivered   atomic.Uint64 // events handed to a handler
+	Errors      atomic.Uint64 // handler calls that raised an error
+	CutOffs     atomic.Uint64 // handler calls stopped by the deadline
+	Reloads     atomic.Uint64 // versions loaded
+	Failed      atomic.Uint64 // loads that failed (previous version kept)
+	Quarantines atomic.Uint64 // times the script was unloaded for failing
 }
 
 // Script is one Lua file and the goroutine that owns its state. Every
@@ -68,6 +72,7 @@ type Script struct {
 	lastSave  time.Time
 	lastSaved string
 	prev      map[string]*luaapi.BestPath // last best path per subscribed prefix, for `previous`
+	failures  int                         // handler calls in a row that failed
 	skipUntil uint64                      // best paths up to this seq are in a replay already
 
 	// sub is the running version's subscription, read by Dispatch.
@@ -447,14 +452,25 @@ func (s *Script) call(v *version, name string, fn *lua.LFunction, arg lua.LValue
 	s.Stats.Delivered.Add(1)
 	v.module.SetCause(seq)
 	defer s.maybeSave(v)
-	if err := s.guard.call(v, s.limits.CallTimeout, fn, arg); err != nil {
-		var cut *cutOffError
-		if errors.As(err, &cut) {
-			s.Stats.CutOffs.Add(1)
-		} else {
-			s.Stats.Errors.Add(1)
-		}
-		s.log.Error("handler failed", "handler", name, "err", err)
+	err := s.guard.call(v, s.limits.CallTimeout, fn, arg)
+	if err == nil {
+		s.failures = 0
+		return
+	}
+	var cut *cutOffError
+	if errors.As(err, &cut) {
+		s.Stats.CutOffs.Add(1)
+	} else {
+		s.Stats.Errors.Add(1)
+	}
+	s.log.Error("handler failed", "handler", name, "err", err)
+	s.failures++
+	if q := s.limits.QuarantineAfter; q > 0 && s.failures >= q && s.cur == v {
+		s.Stats.Quarantines.Add(1)
+		s.log.Error("SCRIPT QUARANTINED: unloaded after failing on every event; save the file to load it again",
+			"failures_in_a_row", s.failures, "last_err", err)
+		s.failures = 0
+		s.unload()
 	}
 }
 

@@ -226,7 +226,14 @@ func (s *Script) control(c control) bool {
 	return false
 }
 
+// maxScriptSize bounds a script file: a 10 MB "script" is a mistake (a
+// log or a dump saved in the wrong folder), not something to parse.
+const maxScriptSize = 4 << 20
+
 func (s *Script) load() error {
+	if fi, err := os.Stat(s.Path); err == nil && fi.Size() > maxScriptSize {
+		return fmt.Errorf("%s is %d bytes, more than the %d MiB a script may have", s.Path, fi.Size(), maxScriptSize>>20)
+	}
 	src, err := os.ReadFile(s.Path)
 	if err != nil {
 		return err

@@ -115,6 +115,11 @@ func (m *ScriptSet) watchLoop(w *fsnotify.Watcher) {
 			if !ok {
 				return
 			}
+			if filepath.Clean(ev.Name) == filepath.Clean(m.dir) && ev.Op&(fsnotify.Remove|fsnotify.Rename) != 0 {
+				m.log.Error("scripts folder removed; loaded scripts keep running; watching for it to come back", "dir", m.dir)
+				go m.awaitFolder(w)
+				continue
+			}
 			name := filepath.Base(ev.Name)
 			if !isScript(name) || ev.Op == fsnotify.Chmod {
 				continue
@@ -125,6 +130,33 @@ func (m *ScriptSet) watchLoop(w *fsnotify.Watcher) {
 				return
 			}
 			m.log.Error("watching scripts folder", "dir", m.dir, "err", err)
+		}
+	}
+}
+
+// awaitFolder polls for the scripts folder to come back, then watches it
+// again and loads what it holds.
+func (m *ScriptSet) awaitFolder(w *fsnotify.Watcher) {
+	for {
+		time.Sleep(time.Second)
+		m.mu.Lock()
+		closed := m.closed
+		m.mu.Unlock()
+		if closed {
+			return
+		}
+		if fi, err := os.Stat(m.dir); err == nil && fi.IsDir() {
+			if err := w.Add(m.dir); err != nil {
+				m.log.Error("watching scripts folder again", "dir", m.dir, "err", err)
+				continue
+			}
+			m.log.Info("scripts folder is back; watching it again", "dir", m.dir)
+			m.LoadAll()
+			// Scripts whose files did not come back are unloaded now.
+			for _, s := range m.Scripts() {
+				m.sync(s.Name)
+			}
+			return
 		}
 	}
 }
@@ -162,6 +194,11 @@ func (m *ScriptSet) sync(name string) {
 	}
 	s := m.scripts[name]
 	if err != nil || !fi.Mode().IsRegular() {
+		if _, derr := os.Stat(m.dir); derr != nil && s != nil {
+			// The whole folder is gone (or unreadable): keep what runs.
+			m.mu.Unlock()
+			return
+		}
 		if s != nil {
 			delete(m.scripts, name)
 			m.publish()

@@ -213,3 +213,32 @@ end
 		t.Errorf("log does not name the looping line a.lua:6 and the cut-off:\n%s", logs)
 	}
 }
+
+// TestScriptsAreIsolated: one script cannot see or change another's
+// globals, bgp.state or module.
+func TestScriptsAreIsolated(t *testing.T) {
+	e := newScriptEnv(t, host.DefaultLimits)
+	e.write("a.lua", `local bgp = require("bgp")
+SECRET = "a"; bgp.state.secret = "a"; bgp.injected = "a"; string.upper = function() return "hijacked" end`)
+	e.write("b.lua", `local bgp = require("bgp")
+function on_best_path(ev)
+  bgp.set_export_policy("b", tostring(SECRET) .. tostring(bgp.state.secret) .. tostring(bgp.injected) .. string.upper("x"))
+end`)
+	e.set.LoadAll()
+	e.event()
+	e.waitCall("b nilnilnilX")
+}
+
+// TestUnloadErrors: an error in on_unload is reported, the new version
+// still takes over.
+func TestUnloadErrors(t *testing.T) {
+	e := newScriptEnv(t, host.DefaultLimits)
+	e.write("u.lua", handlerScript("old")+"\nfunction on_unload() error({}) end\n")
+	e.set.LoadAll()
+	e.set.Watch()
+	e.write("u.lua", handlerScript("new"))
+	e.handledBy("new")
+	if !strings.Contains(e.logs.String(), "on_unload failed") {
+		t.Errorf("on_unload error not logged:\n%s", e.logs.String())
+	}
+}

@@ -25,9 +25,10 @@ type Options struct {
 	LoadTimeout Duration `toml:"load-timeout" yaml:"load-timeout"`
 	// QuarantineAfter: failed handler calls in a row before a script is
 	// unloaded (0: the default, 20; -1: never).
-	QuarantineAfter int           `toml:"quarantine-after" yaml:"quarantine-after"`
-	Routes          []Route       `toml:"routes" yaml:"routes"`
-	Notify          NotifyOptions `toml:"notify" yaml:"notify"`
+	QuarantineAfter int             `toml:"quarantine-after" yaml:"quarantine-after"`
+	Routes          []Route         `toml:"routes" yaml:"routes"`
+	Notify          NotifyOptions   `toml:"notify" yaml:"notify"`
+	Throttle        ThrottleOptions `toml:"throttle" yaml:"throttle"`
 }
 
 // Route is a route the daemon originates from config.

@@ -35,6 +35,8 @@ type Settings struct {
 type Daemon struct {
 	Server  *server.BgpServer
 	Scripts *ScriptSet // nil when no scripts folder is configured
+	// Throttle is what scripts act through: it paces repeated actions.
+	Throttle *throttle
 
 	settings  Settings
 	log       *slog.Logger
@@ -109,7 +111,8 @@ func Start(s Settings) (*Daemon, error) {
 		}
 	}
 	if dir := cfg.Options.Scripts; dir != "" {
-		d.Scripts = NewScriptSet(dir, d, cfg.Options.Limits(), s.Logger)
+		d.Throttle = newThrottle(d, cfg.Options.Throttle, wallClock{}, s.Logger)
+		d.Scripts = NewScriptSet(dir, d.Throttle, cfg.Options.Limits(), s.Logger)
 		d.Scripts.SetDataDir(cfg.Options.Data)
 	}
 	if !s.NoEvents {

@@ -242,3 +242,19 @@ func TestUnloadErrors(t *testing.T) {
 		t.Errorf("on_unload error not logged:\n%s", e.logs.String())
 	}
 }
+
+func TestRunawayRecursion(t *testing.T) {
+	e := newScriptEnv(t, host.DefaultLimits)
+	e.write("r.lua", `local bgp = require("bgp")
+local function f(n) return f(n + 1) + 1 end
+function on_best_path(ev)
+  if ev.prefix == "192.0.2.0/24" then f(1) end
+  bgp.set_export_policy("r", ev.prefix)
+end`)
+	e.set.LoadAll()
+	e.event() // 192.0.2.0/24: recurses
+	e.handledBy("r")
+	if !strings.Contains(e.logs.String(), "stack overflow") {
+		t.Errorf("no stack overflow in the log:\n%s", e.logs.String())
+	}
+}

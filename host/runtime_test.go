@@ -140,3 +140,43 @@ func TestKonamiSurvivesReloadMidSequence(t *testing.T) {
 	e.set.Dispatch(&luaapi.PeerState{Peer: peer, State: "idle", OldState: "established"})
 	e.waitCall("192.0.2.2 full")
 }
+
+// TestStopWhileBusy: stopping a script that is busy with a backlog gives
+// the running handler its time, runs on_unload, saves the state, and
+// returns promptly: queued events are dropped, not worked through.
+func TestStopWhileBusy(t *testing.T) {
+	data := t.TempDir()
+	limits := host.DefaultLimits
+	limits.CallTimeout = 300 * time.Millisecond
+	e := newScriptEnv(t, limits)
+	e.set.SetDataDir(data)
+	e.write("busy.lua", `local bgp = require("bgp")
+bgp.persist_state(true)
+function on_best_path(ev)
+  bgp.state.n = (bgp.state.n or 0) + 1
+  local t = os.clock() + 0.05
+  while os.clock() < t do end -- 50 ms of work per event
+end
+function on_unload() bgp.set_export_policy("unload", tostring(bgp.state.n)) end
+`)
+	e.set.LoadAll()
+	for i := 0; i < 1000; i++ {
+		e.event()
+	}
+	time.Sleep(200 * time.Millisecond)
+	start := time.Now()
+	e.set.Close()
+	if d := time.Since(start); d > limits.CallTimeout+500*time.Millisecond {
+		t.Errorf("stopping took %v with a backlog", d)
+	}
+	if e.rec.count() != 1 || !strings.HasPrefix(e.rec.calls[0], "unload ") {
+		t.Errorf("on_unload: %v", e.rec.calls)
+	}
+	b, err := os.ReadFile(filepath.Join(data, "busy.lua.state.json"))
+	if err != nil || !strings.Contains(string(b), `"n":`) {
+		t.Errorf("state not saved: %s %v", b, err)
+	}
+	if !strings.Contains(e.logs.String(), "events still queued") {
+		t.Errorf("dropped backlog not logged:\n%s", e.logs.String())
+	}
+}

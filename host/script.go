@@ -195,16 +195,15 @@ func (s *Script) run() {
 			}
 		case <-s.queue.ready:
 			batch := s.queue.take()
-			for i, ev := range batch {
+			for _, ev := range batch {
 				s.deliver(ev)
-				if len(s.ctl) > 0 || i%256 == 255 {
-					select {
-					case c := <-s.ctl:
-						if s.control(c) {
-							return
-						}
-					default:
+				// A reload or stop does not wait for the backlog.
+				select {
+				case c := <-s.ctl:
+					if s.control(c) {
+						return
 					}
+				default:
 				}
 			}
 			s.queue.caughtUp()

@@ -25,10 +25,13 @@ type Options struct {
 	LoadTimeout Duration `toml:"load-timeout" yaml:"load-timeout"`
 	// QuarantineAfter: failed handler calls in a row before a script is
 	// unloaded (0: the default, 20; -1: never).
-	QuarantineAfter int             `toml:"quarantine-after" yaml:"quarantine-after"`
-	Routes          []Route         `toml:"routes" yaml:"routes"`
-	Notify          NotifyOptions   `toml:"notify" yaml:"notify"`
-	Throttle        ThrottleOptions `toml:"throttle" yaml:"throttle"`
+	QuarantineAfter int `toml:"quarantine-after" yaml:"quarantine-after"`
+	// MaxEntries: Lua table entries a script may hold (0: the default,
+	// 10,000,000; -1: no bound).
+	MaxEntries int             `toml:"max-table-entries" yaml:"max-table-entries"`
+	Routes     []Route         `toml:"routes" yaml:"routes"`
+	Notify     NotifyOptions   `toml:"notify" yaml:"notify"`
+	Throttle   ThrottleOptions `toml:"throttle" yaml:"throttle"`
 }
 
 // Route is a route the daemon originates from config.
@@ -63,6 +66,12 @@ func (o *Options) Limits() Limits {
 	}
 	if o.LoadTimeout > 0 {
 		l.LoadTimeout = time.Duration(o.LoadTimeout)
+	}
+	switch {
+	case o.MaxEntries > 0:
+		l.MaxEntries = o.MaxEntries
+	case o.MaxEntries < 0:
+		l.MaxEntries = 0
 	}
 	switch {
 	case o.QuarantineAfter > 0:

@@ -180,3 +180,25 @@ function on_unload() bgp.set_export_policy("unload", tostring(bgp.state.n)) end
 		t.Errorf("dropped backlog not logged:\n%s", e.logs.String())
 	}
 }
+
+// TestUnboundedGrowth: a script that keeps everything forever is stopped
+// at its bound instead of eating the daemon's memory.
+func TestUnboundedGrowth(t *testing.T) {
+	limits := host.DefaultLimits
+	limits.MaxEntries = 200_000
+	e := newScriptEnv(t, limits)
+	e.write("hog.lua", `local keep = {}
+function on_best_path(ev)
+  for i = 1, 50000 do keep[#keep + 1] = ev.prefix .. i end
+end`)
+	e.set.LoadAll()
+	s := e.set.Script("hog.lua")
+	bgptest.WaitFor(t, 20*time.Second, func() bool {
+		e.event()
+		s.Sync()
+		return s.Stats.Quarantines.Load() == 1
+	}, "the hog to be quarantined")
+	if s.Version() != "" || !strings.Contains(e.logs.String(), "more Lua table entries than allowed") {
+		t.Errorf("version %q; log:\n%s", s.Version(), e.logs.String())
+	}
+}

@@ -30,10 +30,16 @@ type Limits struct {
 	// QuarantineAfter unloads a script after this many handler calls in a
 	// row failed (error or cut-off), until its file is saved again; 0 never.
 	QuarantineAfter int
+	// MaxEntries bounds the Lua table entries a script may hold; checked
+	// every memoryCheckEvery. Past it the script is quarantined. 0: no bound.
+	MaxEntries int
 }
 
+// memoryCheckEvery spaces the checks of MaxEntries.
+const memoryCheckEvery = 2 * time.Second
+
 // DefaultLimits are used where the config says nothing.
-var DefaultLimits = Limits{CallTimeout: time.Second, LoadTimeout: 5 * time.Second, QuarantineAfter: 20}
+var DefaultLimits = Limits{CallTimeout: time.Second, LoadTimeout: 5 * time.Second, QuarantineAfter: 20, MaxEntries: 10_000_000}
 
 // ScriptStats are counters of one script, safe to read from any goroutine.
 type ScriptStats struct {
@@ -73,6 +79,7 @@ type Script struct {
 	lastSaved string
 	prev      map[string]*luaapi.BestPath // last best path per subscribed prefix, for `previous`
 	failures  int                         // handler calls in a row that failed
+	lastCheck time.Time                   // of MaxEntries
 	skipUntil uint64                      // best paths up to this seq are in a replay already
 
 	// sub is the running version's subscription, read by Dispatch.
@@ -459,6 +466,16 @@ func (s *Script) call(v *version, name string, fn *lua.LFunction, arg lua.LValue
 	v.module.SetCause(seq)
 	defer s.maybeSave(v)
 	err := s.guard.call(v, s.limits.CallTimeout, fn, arg)
+	if s.limits.MaxEntries > 0 && time.Since(s.lastCheck) >= memoryCheckEvery {
+		s.lastCheck = time.Now()
+		if n := luaEntries(v.L, s.limits.MaxEntries); n > s.limits.MaxEntries && s.cur == v {
+			s.Stats.Quarantines.Add(1)
+			s.log.Error("SCRIPT QUARANTINED: it holds more Lua table entries than allowed; save the file to load it again",
+				"entries_over", s.limits.MaxEntries)
+			s.unload()
+			return
+		}
+	}
 	if err == nil {
 		s.failures = 0
 		return

@@ -79,6 +79,7 @@ type Script struct {
 	lastSaved string
 	prev      map[string]*luaapi.BestPath // last best path per subscribed prefix, for `previous`
 	failures  int                         // handler calls in a row that failed
+	unhandled int                         // rest of the batch when a control message came
 	lastCheck time.Time                   // of MaxEntries
 	skipUntil uint64                      // best paths up to this seq are in a replay already
 
@@ -202,14 +203,16 @@ func (s *Script) run() {
 			}
 		case <-s.queue.ready:
 			batch := s.queue.take()
-			for _, ev := range batch {
+			for i, ev := range batch {
 				s.deliver(ev)
 				// A reload or stop does not wait for the backlog.
 				select {
 				case c := <-s.ctl:
+					s.unhandled = len(batch) - i - 1
 					if s.control(c) {
 						return
 					}
+					s.unhandled = 0
 				default:
 				}
 			}
@@ -221,7 +224,7 @@ func (s *Script) run() {
 // control handles one message; it reports whether the goroutine must end.
 func (s *Script) control(c control) bool {
 	if c.stop {
-		if n := s.queue.depth(); n > 0 {
+		if n := s.queue.depth() + s.unhandled; n > 0 {
 			s.log.Warn("script stopped with events still queued", "discarded", n)
 		}
 		s.unload()

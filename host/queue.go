@@ -3,6 +3,7 @@ package host
 import (
 	"log/slog"
 	"sync"
+	"time"
 )
 
 // backlogWarnStart is the queue depth at which a script is first reported
@@ -30,7 +31,8 @@ type eventQueue struct {
 	warnAt   int
 	warned   bool
 	maxDepth int
-	waits    uint64 // times the dispatcher waited for room
+	waits    uint64    // times the dispatcher waited for room
+	firstAt  time.Time // when the oldest queued event was queued
 	log      *slog.Logger
 }
 
@@ -66,6 +68,9 @@ func (q *eventQueue) push(ev any) {
 	q.mu.Lock()
 	q.items = append(q.items, ev)
 	n := len(q.items)
+	if n == 1 {
+		q.firstAt = time.Now() // take empties the queue: this is the oldest
+	}
 	if n > q.maxDepth {
 		q.maxDepth = n
 	}
@@ -76,7 +81,7 @@ func (q *eventQueue) push(ev any) {
 	}
 	q.mu.Unlock()
 	if warn {
-		q.log.Warn("script is falling behind; events are queued, none dropped", "queued", n)
+		q.log.Warn("script is falling behind; events are queued, none dropped", "queued", n, "oldest_for", q.age().Round(time.Millisecond))
 	}
 	if n == 1 {
 		select {
@@ -108,6 +113,16 @@ func (q *eventQueue) caughtUp() {
 		q.warnAt = backlogWarnStart
 		q.log.Info("script caught up with its event backlog")
 	}
+}
+
+// age is how long the oldest queued event has waited (0 if none).
+func (q *eventQueue) age() time.Duration {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if len(q.items) == 0 {
+		return 0
+	}
+	return time.Since(q.firstAt)
 }
 
 // depth is the number of events waiting.

@@ -160,10 +160,15 @@ end
 function on_unload() bgp.set_export_policy("unload", tostring(bgp.state.n)) end
 `)
 	e.set.LoadAll()
+	e.event()
+	time.Sleep(10 * time.Millisecond) // the first event is being handled
 	for i := 0; i < 1000; i++ {
 		e.event()
 	}
-	time.Sleep(200 * time.Millisecond)
+	time.Sleep(30 * time.Millisecond)
+	if s := e.set.Script("busy.lua"); s.Queued() < 900 || s.QueueAge() < 20*time.Millisecond {
+		t.Errorf("backlog %d, oldest %v: want the 1000 waiting and their age", s.Queued(), s.QueueAge())
+	}
 	start := time.Now()
 	e.set.Close()
 	if d := time.Since(start); d > limits.CallTimeout+500*time.Millisecond {

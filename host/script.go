@@ -138,6 +138,9 @@ func (s *Script) Version() string { return s.version.Load().(string) }
 // Queued is the number of events waiting for the script.
 func (s *Script) Queued() int { return s.queue.depth() }
 
+// QueueAge is how long the oldest waiting event has waited.
+func (s *Script) QueueAge() time.Duration { return s.queue.age() }
+
 // Reload reads the file and, if it compiles and loads, replaces the running
 // version. On error the running version (if any) keeps running.
 func (s *Script) Reload() error {

@@ -39,14 +39,7 @@ func TestPeerFlaps(t *testing.T) {
 	installKonami(t, scripts)
 	os.WriteFile(filepath.Join(scripts, "states.lua"), []byte(peerLogger), 0o644)
 	port := bgptest.FreePort(t)
-	logs := &bgptest.Buffer{}
-	path := filepath.Join(t.TempDir(), "edbgpd.toml")
-	os.WriteFile(path, []byte(edbgpdConfig(port, scripts, "127.0.0.2")), 0o644)
-	d, err := host.Start(host.Settings{ConfigFile: path, Logger: slogTo(logs)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(d.Stop)
+	d, logs := startDaemonLogs(t, edbgpdConfig(port, scripts, "127.0.0.2"))
 	addTable(t, d, 50)
 	r := bgptest.StartRouter(t, 65002, "127.0.0.2", port, bgptest.Quiet{})
 	r.WaitEstablished()
@@ -94,14 +87,7 @@ func TestFullTableDrop(t *testing.T) {
 	scripts := t.TempDir()
 	os.WriteFile(filepath.Join(scripts, "states.lua"), []byte(peerLogger), 0o644)
 	port := bgptest.FreePort(t)
-	logs := &bgptest.Buffer{}
-	path := filepath.Join(t.TempDir(), "edbgpd.toml")
-	os.WriteFile(path, []byte(edbgpdConfig(port, scripts, "127.0.0.2", "127.0.0.3")), 0o644)
-	d, err := host.Start(host.Settings{ConfigFile: path, Logger: slogTo(logs)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(d.Stop)
+	_, logs := startDaemonLogs(t, edbgpdConfig(port, scripts, "127.0.0.2", "127.0.0.3"))
 	customer := bgptest.NewRouter(t, 65002, "127.0.0.2", bgptest.Quiet{})
 	upstream := bgptest.NewRouter(t, 65003, "127.0.0.3", bgptest.Quiet{})
 	customer.Connect(port)

@@ -59,16 +59,30 @@ func edbgpdConfig(port int, scripts string, routers ...string) string {
 
 func startDaemon(t *testing.T, config string) *host.Daemon {
 	t.Helper()
+	d, _ := startDaemonLogged(t, config, testLogger(t))
+	return d
+}
+
+// startDaemonLogs starts edbgpd with its log in a buffer, for assertions.
+func startDaemonLogs(t *testing.T, config string) (*host.Daemon, *bgptest.Buffer) {
+	t.Helper()
+	logs := &bgptest.Buffer{}
+	d, _ := startDaemonLogged(t, config, slogTo(logs))
+	return d, logs
+}
+
+func startDaemonLogged(t *testing.T, config string, log *slog.Logger) (*host.Daemon, string) {
+	t.Helper()
 	path := filepath.Join(t.TempDir(), "edbgpd.toml")
 	if err := os.WriteFile(path, []byte(config), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	d, err := host.Start(host.Settings{ConfigFile: path, Logger: testLogger(t)})
+	d, err := host.Start(host.Settings{ConfigFile: path, Logger: log})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(d.Stop)
-	return d
+	return d, path
 }
 
 // addTable puts n /24 prefixes into edbgpd's own RIB, as

@@ -64,14 +64,7 @@ function on_peer_state(ev) bgp.set_export_policy(ev.peer, "peer event") end
 // and gets it, filtered by its subscription.
 func TestReplayOnLoad(t *testing.T) {
 	scripts := t.TempDir()
-	logs := &bgptest.Buffer{}
-	path := filepath.Join(t.TempDir(), "edbgpd.toml")
-	os.WriteFile(path, []byte(edbgpdConfig(bgptest.FreePort(t), scripts)), 0o644)
-	d, err := host.Start(host.Settings{ConfigFile: path, Logger: slogTo(logs)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(d.Stop)
+	d, logs := startDaemonLogs(t, edbgpdConfig(bgptest.FreePort(t), scripts))
 	addTable(t, d, 300) // 172.16.0.0/24 .. 172.17.43.0/24
 	os.WriteFile(filepath.Join(scripts, "r.lua"), []byte(`local bgp = require("bgp")
 bgp.subscribe{covered_by = {"172.16.0.0/16"}, replay = true}
@@ -90,14 +83,7 @@ function on_load() bgp.after(0.3, function() bgp.log("info", "REPLAYED", n, "LIV
 // TestWalk: bgp.walk visits every best path, a chunk at a time.
 func TestWalk(t *testing.T) {
 	scripts := t.TempDir()
-	logs := &bgptest.Buffer{}
-	path := filepath.Join(t.TempDir(), "edbgpd.toml")
-	os.WriteFile(path, []byte(edbgpdConfig(bgptest.FreePort(t), scripts)), 0o644)
-	d, err := host.Start(host.Settings{ConfigFile: path, Logger: slogTo(logs)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(d.Stop)
+	d, logs := startDaemonLogs(t, edbgpdConfig(bgptest.FreePort(t), scripts))
 	addTable(t, d, 2500)
 	os.WriteFile(filepath.Join(scripts, "w.lua"), []byte(`local bgp = require("bgp")
 bgp.subscribe{peer_state = false, prefixes = {"192.0.2.0/24"}}

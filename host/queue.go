@@ -1,34 +1,21 @@
 package host
 
 import (
-	"container/list"
 	"log/slog"
 	"sync"
 	"time"
-
-	"github.com/edbgpd/edbgpd/luaapi"
 )
 
 // backlogWarnStart is the queue depth at which a script is first reported
 // as falling behind; each further warning comes at ten times the last.
 const backlogWarnStart = 10_000
 
-// eventQueueLimit bounds the events from GoBGP queued for one script. Past
-// it, the queue coalesces: it keeps, per prefix, only the fact that the
-// prefix changed (in order of its last change), and the script is handed
-// the prefix's best path as it is when it gets there, marked coalesced.
-// Peer-state events are kept, in order. So a script far behind costs a
-// few bytes per prefix, never holds back GoBGP or the other scripts, and
-// still ends with the true state of every prefix. Measured: a 1M-prefix
-// load queued whole as events took 3 GB.
+// eventQueueLimit bounds the events from GoBGP queued for one script. At
+// the limit, the dispatcher waits: GoBGP's own watcher queue holds the
+// rest, as references to paths it keeps anyway, instead of this queue
+// holding each as a decoded copy. Measured: a 1M-prefix load queued whole
+// took 3 GB and the garbage collector's time with it.
 const eventQueueLimit = 16384
-
-// overflowEntry is one coalesced change: a best-path key, or a peer event.
-type overflowEntry struct {
-	prefix, family string
-	seq            uint64
-	ev             any // a *luaapi.PeerState, or nil for a best path
-}
 
 // eventQueue is a script's inbox: unbounded, FIFO, many producers and one
 // consumer. Unbounded because dropping a best-path change would leave the
@@ -47,62 +34,25 @@ type eventQueue struct {
 	waits    uint64    // times the dispatcher waited for room
 	firstAt  time.Time // when the oldest queued event was queued
 	log      *slog.Logger
-
-	over      *list.List               // coalesced changes, *overflowEntry, oldest first
-	overKeys  map[string]*list.Element // best-path key -> its entry
-	coalesced uint64                   // events folded into an existing entry
 }
 
 func newEventQueue(log *slog.Logger) *eventQueue {
-	q := &eventQueue{ready: make(chan struct{}, 1), warnAt: backlogWarnStart, log: log, over: list.New(), overKeys: map[string]*list.Element{}}
+	q := &eventQueue{ready: make(chan struct{}, 1), warnAt: backlogWarnStart, log: log}
 	q.space = sync.NewCond(&q.mu)
 	return q
 }
 
-// pushEvent queues an event from GoBGP: as it is while fewer than limit
-// are waiting, coalesced beyond (see eventQueueLimit). It never blocks.
-func (q *eventQueue) pushEvent(ev any, limit int) {
+// pushWait appends ev, first waiting while limit or more events are queued.
+// Only the dispatcher uses it; the consumer's own pushes (timers, markers)
+// must never wait on themselves.
+func (q *eventQueue) pushWait(ev any, limit int) {
 	q.mu.Lock()
-	if len(q.items) < limit && q.over.Len() == 0 {
-		q.mu.Unlock()
-		q.push(ev)
-		return
-	}
-	first := q.over.Len() == 0
-	switch e := ev.(type) {
-	case *luaapi.BestPath:
-		key := e.Family + " " + e.Prefix
-		if el, ok := q.overKeys[key]; ok {
-			q.over.Remove(el)
-			q.coalesced++
-		}
-		q.overKeys[key] = q.over.PushBack(&overflowEntry{prefix: e.Prefix, family: e.Family, seq: e.Seq})
-	default:
-		q.over.PushBack(&overflowEntry{ev: ev})
+	for len(q.items) >= limit && !q.closed {
+		q.waits++
+		q.space.Wait()
 	}
 	q.mu.Unlock()
-	if first {
-		q.log.Warn("script is far behind: keeping only the latest state of each prefix until it catches up", "queued", limit)
-	}
-	select {
-	case q.ready <- struct{}{}:
-	default:
-	}
-}
-
-// takeOverflow removes and returns up to n coalesced entries, oldest first.
-func (q *eventQueue) takeOverflow(n int) []*overflowEntry {
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	out := make([]*overflowEntry, 0, min(n, q.over.Len()))
-	for q.over.Len() > 0 && len(out) < n {
-		e := q.over.Remove(q.over.Front()).(*overflowEntry)
-		if e.ev == nil {
-			delete(q.overKeys, e.family+" "+e.prefix)
-		}
-		out = append(out, e)
-	}
-	return out
+	q.push(ev)
 }
 
 // close releases waiting producers for good (the script is gone).
@@ -158,7 +108,7 @@ func (q *eventQueue) take() []any {
 func (q *eventQueue) caughtUp() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.items) == 0 && q.over.Len() == 0 && q.warned {
+	if len(q.items) == 0 && q.warned {
 		q.warned = false
 		q.warnAt = backlogWarnStart
 		q.log.Info("script caught up with its event backlog")
@@ -175,9 +125,9 @@ func (q *eventQueue) age() time.Duration {
 	return time.Since(q.firstAt)
 }
 
-// depth is the number of events waiting, coalesced entries included.
+// depth is the number of events waiting.
 func (q *eventQueue) depth() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return len(q.items) + q.over.Len()
+	return len(q.items)
 }

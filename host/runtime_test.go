@@ -1,7 +1,6 @@
 package host_test
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -206,47 +205,5 @@ end`)
 	}, "the hog to be quarantined")
 	if s.Version() != "" || !strings.Contains(e.logs.String(), "more Lua table entries than allowed") {
 		t.Errorf("version %q; log:\n%s", s.Version(), e.logs.String())
-	}
-}
-
-// TestCoalescing: a script far behind never holds back the dispatcher; it
-// gets the latest state of each prefix, marked coalesced, and every peer
-// event.
-func TestCoalescing(t *testing.T) {
-	e := newScriptEnv(t, host.DefaultLimits)
-	e.write("slow.lua", `local bgp = require("bgp")
-local first = true
-function on_best_path(ev)
-  if first then first = false; local t = os.clock() + 0.3; while os.clock() < t do end end
-  if ev.coalesced then
-    bgp.set_export_policy("C " .. ev.prefix, ev.withdrawal and "W" or ev.nexthop)
-  end
-end
-function on_peer_state(ev) bgp.set_export_policy("P " .. ev.peer, ev.state) end
-`)
-	e.set.LoadAll()
-	// What the RIB says now, for the coalesced lookups.
-	e.rec.Paths = map[string]*luaapi.BestPath{
-		"10.0.0.0/16": (&luaapi.BestPath{Prefix: "10.0.0.0/16", Family: "ipv4-unicast"}).WithAttributes(luaapi.Attributes{Nexthop: "192.0.2.99"}),
-	}
-	start := time.Now()
-	for i := 0; i < 20000; i++ {
-		p := fmt.Sprintf("10.%d.0.0/16", i%100)
-		e.set.Dispatch((&luaapi.BestPath{Prefix: p, Family: "ipv4-unicast"}).WithAttributes(luaapi.Attributes{Nexthop: "192.0.2.1"}))
-		if i == 19000 {
-			e.set.Dispatch(&luaapi.PeerState{Peer: luaapi.Peer{Address: "192.0.2.2"}, State: "idle", OldState: "established"})
-		}
-	}
-	if d := time.Since(start); d > 250*time.Millisecond {
-		t.Errorf("dispatching 20,000 events to a busy script took %v: it waited", d)
-	}
-	e.set.Script("slow.lua").Sync()
-	for _, want := range []string{"C 10.0.0.0/16 192.0.2.99", "C 10.1.0.0/16 W", "P 192.0.2.2 idle"} {
-		if !e.rec.has(want) {
-			t.Errorf("no %q", want)
-		}
-	}
-	if !strings.Contains(e.logs.String(), "keeping only the latest state of each prefix") {
-		t.Error("coalescing not logged")
 	}
 }

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"strings"
@@ -217,20 +216,6 @@ func (s *Script) run() {
 						return
 					}
 					s.unhandled = 0
-				default:
-				}
-			}
-			for {
-				entries := s.queue.takeOverflow(1024)
-				if len(entries) == 0 {
-					break
-				}
-				s.deliverCoalesced(entries)
-				select {
-				case c := <-s.ctl:
-					if s.control(c) {
-						return
-					}
 				default:
 				}
 			}
@@ -538,63 +523,9 @@ func eventSeq(ev any) uint64 {
 	return 0
 }
 
-// deliverCoalesced hands over coalesced changes: peer events as they
-// were, and for each prefix its best path as it is now (or a withdrawal
-// if it has none any more), marked coalesced = true.
-func (s *Script) deliverCoalesced(entries []*overflowEntry) {
-	var prefixes []string
-	for _, e := range entries {
-		if e.ev == nil {
-			prefixes = append(prefixes, e.prefix)
-		}
-	}
-	now := map[string]*luaapi.BestPath{}
-	for len(prefixes) > 0 { // one lookup per family run
-		first, err := netip.ParsePrefix(prefixes[0])
-		n := 1
-		for err == nil && n < len(prefixes) {
-			p, perr := netip.ParsePrefix(prefixes[n])
-			if perr != nil || p.Addr().Is4() != first.Addr().Is4() {
-				break
-			}
-			n++
-		}
-		paths, lerr := s.actions.BestPaths(prefixes[:n])
-		if lerr != nil {
-			s.log.Error("looking up coalesced prefixes", "err", lerr)
-		}
-		for _, p := range paths {
-			now[p.Prefix] = p
-		}
-		prefixes = prefixes[n:]
-	}
-	for _, e := range entries {
-		v := s.cur
-		if v == nil {
-			return
-		}
-		if e.ev != nil {
-			s.deliver(e.ev)
-			continue
-		}
-		bp := now[e.prefix]
-		if bp == nil {
-			bp = &luaapi.BestPath{Prefix: e.prefix, Family: e.family, Withdrawal: true}
-		}
-		if v.sub != nil && !v.sub.Match(bp) {
-			continue
-		}
-		s.deliverBestPathAs(v, bp, e.seq, false, true)
-	}
-}
-
 // deliverBestPath calls on_best_path, with `previous` for scripts that
 // subscribed to prefixes and `replay` for replayed paths.
 func (s *Script) deliverBestPath(v *version, e *luaapi.BestPath, replay bool) {
-	s.deliverBestPathAs(v, e, e.Seq, replay, false)
-}
-
-func (s *Script) deliverBestPathAs(v *version, e *luaapi.BestPath, seq uint64, replay, coalesced bool) {
 	var prev *luaapi.BestPath
 	if v.sub != nil && v.sub.WantsPrevious() {
 		if s.prev == nil {
@@ -617,9 +548,5 @@ func (s *Script) deliverBestPathAs(v *version, e *luaapi.BestPath, seq uint64, r
 	if replay {
 		t.RawSetString("replay", lua.LTrue)
 	}
-	if coalesced {
-		t.RawSetString("coalesced", lua.LTrue)
-		t.RawSetString("seq", lua.LNumber(seq))
-	}
-	s.call(v, "on_best_path", v.onBest, t, seq)
+	s.call(v, "on_best_path", v.onBest, t, e.Seq)
 }

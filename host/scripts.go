@@ -248,14 +248,14 @@ func (m *ScriptSet) publish() {
 }
 
 // Dispatch queues ev for every script that wants it (its subscription is
-// checked here, in Go). It never waits: a script far behind gets its
-// events coalesced per prefix (see eventQueueLimit).
+// checked here, in Go). If a script has eventQueueLimit events waiting, it
+// waits for room: GoBGP's watcher queue takes up the slack, not BGP.
 func (m *ScriptSet) Dispatch(ev any) {
 	for _, s := range *m.live.Load() {
 		if sub := s.sub.Load(); sub != nil && !sub.Match(ev) {
 			continue
 		}
-		s.queue.pushEvent(ev, eventQueueLimit)
+		s.queue.pushWait(ev, eventQueueLimit)
 	}
 }
 

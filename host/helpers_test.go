@@ -25,37 +25,8 @@ func testLogger(t *testing.T) *slog.Logger {
 	return slog.New(slog.NewTextHandler(io.Discard, nil))
 }
 
-// edbgpdConfig is a gobgpd config for edbgpd on 127.0.0.1:port with the
-// given routers as passive neighbours (they connect to us).
-func edbgpdConfig(port int, scripts string, routers ...string) string {
-	c := fmt.Sprintf(`[global.config]
-  as = 65001
-  router-id = "127.0.0.1"
-  port = %d
-  local-address-list = ["127.0.0.1"]
-`, port)
-	for i, r := range routers {
-		c += fmt.Sprintf(`
-[[neighbors]]
-  [neighbors.config]
-    neighbor-address = %q
-    peer-as = %d
-  [neighbors.transport.config]
-    passive-mode = true
-    local-address = "127.0.0.1"
-  [neighbors.timers.config]
-    connect-retry = 1
-    idle-hold-time-after-reset = 1
-`, r, 65002+i)
-	}
-	c += fmt.Sprintf(`
-[edbgpd]
-  scripts = %q
-  [[edbgpd.routes]]
-    prefix = "0.0.0.0/0"
-`, scripts)
-	return c
-}
+// edbgpdConfig is bgptest.Config, shorter to write in these tests.
+var edbgpdConfig = bgptest.Config
 
 func startDaemon(t *testing.T, config string) *host.Daemon {
 	t.Helper()

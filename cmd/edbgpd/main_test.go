@@ -64,22 +64,7 @@ func TestDaemonSignalsAndAPI(t *testing.T) {
 	dir := t.TempDir()
 	scripts := filepath.Join(dir, "scripts")
 	os.Mkdir(scripts, 0o755)
-	good := fmt.Sprintf(`[global.config]
-  as = 65001
-  router-id = "127.0.0.1"
-  port = %d
-  local-address-list = ["127.0.0.1"]
-[[neighbors]]
-  [neighbors.config]
-    neighbor-address = "127.0.0.2"
-    peer-as = 65002
-  [neighbors.transport.config]
-    passive-mode = true
-[edbgpd]
-  scripts = %q
-  [[edbgpd.routes]]
-    prefix = "0.0.0.0/0"
-`, bgpPort, scripts)
+	good := bgptest.Config(bgpPort, scripts, "127.0.0.2")
 	path := filepath.Join(dir, "edbgpd.toml")
 	os.WriteFile(path, []byte(good), 0o644)
 	var logs bgptest.Buffer

@@ -63,22 +63,7 @@ func main() {
 	port := l.Addr().(*net.TCPAddr).Port
 	l.Close()
 	config := filepath.Join(dir, "edbgpd.toml")
-	os.WriteFile(config, []byte(fmt.Sprintf(`[global.config]
-  as = 65001
-  router-id = "127.0.0.1"
-  port = %d
-  local-address-list = ["127.0.0.1"]
-[[neighbors]]
-  [neighbors.config]
-    neighbor-address = "127.0.0.2"
-    peer-as = 65002
-  [neighbors.transport.config]
-    passive-mode = true
-[edbgpd]
-  scripts = %q
-  [[edbgpd.routes]]
-    prefix = "0.0.0.0/0"
-`, port, scripts)), 0o644)
+	os.WriteFile(config, []byte(bgptest.Config(port, scripts, "127.0.0.2")), 0o644)
 
 	logLevel := slog.LevelError
 	var out io.Writer = os.Stderr

@@ -238,3 +238,36 @@ func (l *Notes) Count() int {
 	defer l.mu.Unlock()
 	return len(l.notes)
 }
+
+// Config is a gobgpd config for edbgpd (AS 65001) on 127.0.0.1:port, with
+// the routers as passive neighbours (AS 65002, 65003, ... in order: they
+// connect to edbgpd), scripts from the folder, and a default route.
+func Config(port int, scripts string, routers ...string) string {
+	c := fmt.Sprintf(`[global.config]
+  as = 65001
+  router-id = "127.0.0.1"
+  port = %d
+  local-address-list = ["127.0.0.1"]
+`, port)
+	for i, r := range routers {
+		c += fmt.Sprintf(`
+[[neighbors]]
+  [neighbors.config]
+    neighbor-address = %q
+    peer-as = %d
+  [neighbors.transport.config]
+    passive-mode = true
+    local-address = "127.0.0.1"
+  [neighbors.timers.config]
+    connect-retry = 1
+    idle-hold-time-after-reset = 1
+`, r, 65002+i)
+	}
+	c += fmt.Sprintf(`
+[edbgpd]
+  scripts = %q
+  [[edbgpd.routes]]
+    prefix = "0.0.0.0/0"
+`, scripts)
+	return c
+}

@@ -38,8 +38,9 @@ func receivedCommunities(r *bgptest.Router, prefix string) ([]uint32, bool) {
 
 func TestDaemonActions(t *testing.T) {
 	port := bgptest.FreePort(t)
+	r := bgptest.NewRouter(t, 65002, "127.0.0.2", bgptest.Quiet{})
 	d := startDaemon(t, edbgpdConfig(port, t.TempDir(), "127.0.0.2"))
-	r := bgptest.StartRouter(t, 65002, "127.0.0.2", port, bgptest.Quiet{})
+	r.Connect(port)
 	r.WaitEstablished()
 
 	med := uint32(5)

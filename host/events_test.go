@@ -41,6 +41,7 @@ func TestEventsCarryEveryField(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "edbgpd.toml")
 	os.WriteFile(path, []byte(edbgpdConfig(port, scripts, "127.0.0.2")), 0o644)
 	logs := &bgptest.Buffer{}
+	r := bgptest.NewRouter(t, 65002, "127.0.0.2", bgptest.Quiet{})
 	d, err := host.Start(host.Settings{ConfigFile: path, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 	if err != nil {
 		t.Fatal(err)
@@ -51,7 +52,7 @@ func TestEventsCarryEveryField(t *testing.T) {
 			t.Log(logs.String())
 		}
 	})
-	r := bgptest.StartRouter(t, 65002, "127.0.0.2", port, bgptest.Quiet{})
+	r.Connect(port)
 	r.WaitEstablished()
 
 	attrs := []bgp.PathAttributeInterface{

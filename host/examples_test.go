@@ -21,9 +21,9 @@ func TestRTBHExample(t *testing.T) {
 	}
 	os.WriteFile(filepath.Join(scripts, "rtbh.lua"), src, 0o644)
 	port := bgptest.FreePort(t)
-	startDaemon(t, edbgpdConfig(port, scripts, "127.0.0.2", "127.0.0.3"))
 	customer := bgptest.NewRouter(t, 65002, "127.0.0.2", bgptest.Quiet{})
 	upstream := bgptest.NewRouter(t, 65003, "127.0.0.3", bgptest.Quiet{})
+	startDaemon(t, edbgpdConfig(port, scripts, "127.0.0.2", "127.0.0.3"))
 	customer.Connect(port)
 	upstream.Connect(port)
 	customer.WaitEstablished()

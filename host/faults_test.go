@@ -39,9 +39,10 @@ func TestPeerFlaps(t *testing.T) {
 	installKonami(t, scripts)
 	os.WriteFile(filepath.Join(scripts, "states.lua"), []byte(peerLogger), 0o644)
 	port := bgptest.FreePort(t)
+	r := bgptest.NewRouter(t, 65002, "127.0.0.2", bgptest.Quiet{})
 	d, logs := startDaemonLogs(t, edbgpdConfig(port, scripts, "127.0.0.2"))
 	addTable(t, d, 50)
-	r := bgptest.StartRouter(t, 65002, "127.0.0.2", port, bgptest.Quiet{})
+	r.Connect(port)
 	r.WaitEstablished()
 	runtime.GC()
 	before := runtime.NumGoroutine()
@@ -87,9 +88,9 @@ func TestFullTableDrop(t *testing.T) {
 	scripts := t.TempDir()
 	os.WriteFile(filepath.Join(scripts, "states.lua"), []byte(peerLogger), 0o644)
 	port := bgptest.FreePort(t)
-	_, logs := startDaemonLogs(t, edbgpdConfig(port, scripts, "127.0.0.2", "127.0.0.3"))
 	customer := bgptest.NewRouter(t, 65002, "127.0.0.2", bgptest.Quiet{})
 	upstream := bgptest.NewRouter(t, 65003, "127.0.0.3", bgptest.Quiet{})
+	_, logs := startDaemonLogs(t, edbgpdConfig(port, scripts, "127.0.0.2", "127.0.0.3"))
 	customer.Connect(port)
 	upstream.Connect(port)
 	customer.WaitEstablished()
@@ -129,12 +130,15 @@ end
 		return d
 	}
 	logs1 := &bgptest.Buffer{}
+	r := bgptest.NewRouter(t, 65002, "127.0.0.2", bgptest.Quiet{})
 	d1 := start(logs1)
-	r := bgptest.StartRouter(t, 65002, "127.0.0.2", port, bgptest.Quiet{})
+	r.Connect(port)
 	r.WaitEstablished()
 	bgptest.WaitFor(t, 5*time.Second, func() bool { return strings.Contains(logs1.String(), `"UPS 1"`) }, "the first session counted")
 	d1.Stop()
-	bgptest.WaitFor(t, 5*time.Second, func() bool { return r.State() != "ESTABLISHED" }, "the session to close")
+	bgptest.WaitFor(t, 5*time.Second, func() bool { return r.State() != "ESTABLISHED" && len(r.Received()) == 0 }, "the session to close")
+	// The second daemon's StartBgp writes GoBGP's package globals: the
+	// router must be idle by now (see bgptest.NewRouter).
 	logs2 := &bgptest.Buffer{}
 	d2 := start(logs2)
 	t.Cleanup(d2.Stop)

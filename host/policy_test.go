@@ -40,14 +40,14 @@ func TestExportPolicies(t *testing.T) {
 	config := edbgpdConfig(port, scripts, "127.0.0.2") + labPolicy
 	path := filepath.Join(t.TempDir(), "edbgpd.toml")
 	os.WriteFile(path, []byte(config), 0o644)
+	r := bgptest.NewRouter(t, 65002, "127.0.0.2", bgptest.Quiet{})
+	r2 := bgptest.NewRouter(t, 65003, "127.0.0.3", bgptest.Quiet{}) // joins later
 	d, err := host.Start(host.Settings{ConfigFile: path, Logger: testLogger(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(d.Stop)
 	addTable(t, d, table)
-	r := bgptest.NewRouter(t, 65002, "127.0.0.2", bgptest.Quiet{})
-	r2 := bgptest.NewRouter(t, 65003, "127.0.0.3", bgptest.Quiet{}) // joins later
 	r.Connect(port)
 	r.WaitEstablished()
 	expectExactly(t, r, table+1) // no script, no policy: the full table
@@ -108,10 +108,11 @@ func TestExportPolicies(t *testing.T) {
 func TestExportPolicyTakesEffectAtOnce(t *testing.T) {
 	const table = 200
 	port := bgptest.FreePort(t)
+	notes := &bgptest.Notes{}
+	r := bgptest.NewRouter(t, 65002, "127.0.0.2", notes)
 	d := startDaemon(t, edbgpdConfig(port, t.TempDir(), "127.0.0.2"))
 	addTable(t, d, table)
-	notes := &bgptest.Notes{}
-	r := bgptest.StartRouter(t, 65002, "127.0.0.2", port, notes)
+	r.Connect(port)
 	r.WaitEstablished()
 	expectExactly(t, r, table+1)
 
@@ -151,8 +152,9 @@ func TestExportPolicyTakesEffectAtOnce(t *testing.T) {
 
 func TestImportPolicy(t *testing.T) {
 	port := bgptest.FreePort(t)
+	r := bgptest.NewRouter(t, 65002, "127.0.0.2", bgptest.Quiet{})
 	d := startDaemon(t, edbgpdConfig(port, t.TempDir(), "127.0.0.2")+labPolicy)
-	r := bgptest.StartRouter(t, 65002, "127.0.0.2", port, bgptest.Quiet{})
+	r.Connect(port)
 	r.WaitEstablished()
 	sent := []string{"10.0.0.0/8", "172.16.1.0/24", "198.51.100.0/24"}
 	for _, p := range sent {
@@ -215,11 +217,11 @@ func TestImportPolicy(t *testing.T) {
 func TestWithdrawWithoutReset(t *testing.T) {
 	const table = 100
 	port := bgptest.FreePort(t)
-	d := startDaemon(t, edbgpdConfig(port, t.TempDir(), "127.0.0.2", "127.0.0.3", "127.0.0.4"))
 	customerNotes, upstreamNotes, bystanderNotes := &bgptest.Notes{}, &bgptest.Notes{}, &bgptest.Notes{}
 	customer := bgptest.NewRouter(t, 65002, "127.0.0.2", customerNotes)
 	upstream := bgptest.NewRouter(t, 65003, "127.0.0.3", upstreamNotes)
 	bystander := bgptest.NewRouter(t, 65004, "127.0.0.4", bystanderNotes)
+	d := startDaemon(t, edbgpdConfig(port, t.TempDir(), "127.0.0.2", "127.0.0.3", "127.0.0.4"))
 	for _, r := range []*bgptest.Router{customer, upstream, bystander} {
 		r.Connect(port)
 	}

@@ -67,6 +67,7 @@ func main() {
 
 	logLevel := slog.LevelError
 	var out io.Writer = os.Stderr
+	r := bgptest.NewRouter(t, 65002, "127.0.0.2", bgptest.Quiet{}) // before the daemon: see bgptest.NewRouter
 	d, err := host.Start(host.Settings{ConfigFile: config, Logger: slog.New(slog.NewTextHandler(out, &slog.HandlerOptions{Level: logLevel}))})
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +81,7 @@ func main() {
 	}
 	fmt.Printf("edbgpd: AS65001 on 127.0.0.1:%d, scripts/konami.lua loaded, table: default route + %d prefixes\n", port, tableSize)
 
-	r := bgptest.StartRouter(t, 65002, "127.0.0.2", port, bgptest.Quiet{})
+	r.Connect(port)
 	r.WaitEstablished()
 	show := func(when string) {
 		time.Sleep(time.Second) // let the updates arrive

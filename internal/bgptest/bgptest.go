@@ -34,9 +34,10 @@ type Router struct {
 
 // NewRouter starts a router with AS asn on addr, with no session yet.
 // GoBGP's StartBgp writes package globals (route selection options) that
-// every server in the process reads: start all routers of a test before
-// any session comes up (NewRouter, then Connect), or the race detector
-// rightly complains. It stops when the test ends.
+// every server in the process reads, edbgpd's own included: start all
+// routers of a test before the daemon and before any session comes up
+// (NewRouter, start the daemon, then Connect), or the race detector rightly
+// complains. It stops when the test ends.
 func NewRouter(t T, asn uint32, addr string, logger gobgplog.Logger) *Router {
 	t.Helper()
 	s := server.NewBgpServer(server.LoggerOption(logger))
@@ -62,7 +63,8 @@ func (r *Router) Connect(edbgpdPort int) *Router {
 	return r
 }
 
-// StartRouter is NewRouter and Connect, for a test's only router.
+// StartRouter is NewRouter and Connect, for a test whose daemon runs in
+// another process.
 func StartRouter(t T, asn uint32, addr string, edbgpdPort int, logger gobgplog.Logger) *Router {
 	t.Helper()
 	return NewRouter(t, asn, addr, logger).Connect(edbgpdPort)

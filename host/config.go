@@ -28,7 +28,10 @@ type Options struct {
 	QuarantineAfter int `toml:"quarantine-after" yaml:"quarantine-after"`
 	// MaxEntries: Lua table entries a script may hold (0: the default,
 	// 10,000,000; -1: no bound).
-	MaxEntries int             `toml:"max-table-entries" yaml:"max-table-entries"`
+	MaxEntries int `toml:"max-table-entries" yaml:"max-table-entries"`
+	// QueueLimit: events a script may have queued in order before its best
+	// paths are coalesced per prefix (0: the default, 16384).
+	QueueLimit int             `toml:"queue-limit" yaml:"queue-limit"`
 	Routes     []Route         `toml:"routes" yaml:"routes"`
 	Notify     NotifyOptions   `toml:"notify" yaml:"notify"`
 	Throttle   ThrottleOptions `toml:"throttle" yaml:"throttle"`
@@ -78,6 +81,9 @@ func (o *Options) Limits() Limits {
 		l.QuarantineAfter = o.QuarantineAfter
 	case o.QuarantineAfter < 0:
 		l.QuarantineAfter = 0
+	}
+	if o.QueueLimit > 0 {
+		l.QueueLimit = o.QueueLimit
 	}
 	return l
 }

@@ -3,9 +3,11 @@ package host_test
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -97,4 +99,65 @@ func TestScriptsFolderRemoved(t *testing.T) {
 	e.handledBy("after")
 	e.write("s.lua", handlerScript("saved again"))
 	e.handledBy("saved again")
+}
+
+// TestScriptsFolderUnreadable: a folder whose permissions shut edbgpd out
+// is logged, what runs keeps running, and making it readable again reads
+// it again. Permissions do not stop root: as root the test runs itself as
+// nobody.
+func TestScriptsFolderUnreadable(t *testing.T) {
+	if os.Geteuid() == 0 {
+		runAsNobody(t)
+		return
+	}
+	e := newScriptEnv(t, host.DefaultLimits)
+	e.write("s.lua", handlerScript("before"))
+	e.set.LoadAll()
+	e.set.Watch()
+	e.handledBy("before")
+	if err := os.Chmod(e.dir, 0); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Chmod(e.dir, 0o755) })
+	bgptest.WaitFor(t, 3*time.Second, func() bool { return strings.Contains(e.logs.String(), "scripts folder unreadable") }, "the lost permission to be logged")
+	e.handledBy("before") // still running
+	if err := os.Chmod(e.dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	bgptest.WaitFor(t, 3*time.Second, func() bool { return strings.Contains(e.logs.String(), "readable again") }, "the folder to be read again")
+	e.write("s.lua", handlerScript("after"))
+	e.handledBy("after")
+}
+
+// runAsNobody runs the calling test again, alone, in a copy of the test
+// binary, as user nobody, and fails if it fails.
+func runAsNobody(t *testing.T) {
+	t.Helper()
+	bin, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir, err := os.MkdirTemp("", "edbgpd-nobody-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	exe := filepath.Join(dir, "host.test")
+	if err := os.WriteFile(exe, bin, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, "-test.run", "^"+t.Name()+"$", "-test.v", "-test.count=1")
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), "HOME="+dir)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("as nobody: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "--- PASS: "+t.Name()) {
+		t.Fatalf("as nobody, the test did not run:\n%s", out)
+	}
 }

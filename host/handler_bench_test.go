@@ -23,7 +23,7 @@ function on_best_path(ev)
   comms = comms + #ev.communities
 end
 `), 0o644)
-	s := newScript(path, "h.lua", &luaapi.Recorder{}, DefaultLimits, wallClock{}, "", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s := newScript(path, "h.lua", &luaapi.Recorder{}, DefaultLimits, wallClock{}, "", nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	defer s.Stop()
 	if err := s.Reload(); err != nil {
 		b.Fatal(err)

@@ -2,75 +2,101 @@ package host
 
 import (
 	"log/slog"
+	"math"
 	"sync"
 	"time"
+
+	"github.com/edbgpd/edbgpd/luaapi"
 )
 
 // backlogWarnStart is the queue depth at which a script is first reported
 // as falling behind; each further warning comes at ten times the last.
 const backlogWarnStart = 10_000
 
-// eventQueueLimit bounds the events from GoBGP queued for one script. At
-// the limit, the dispatcher waits: GoBGP's own watcher queue holds the
-// rest, as references to paths it keeps anyway, instead of this queue
-// holding each as a decoded copy. Measured: a 1M-prefix load queued whole
-// took 3 GB and the garbage collector's time with it.
-const eventQueueLimit = 16384
+// DefaultQueueLimit is how many events a script may have queued in order
+// before later best paths are coalesced per prefix. Measured: a 1M-prefix
+// load queued whole took 3 GB and the garbage collector's time with it.
+const DefaultQueueLimit = 16384
 
-// eventQueue is a script's inbox: unbounded, FIFO, many producers and one
-// consumer. Unbounded because dropping a best-path change would leave the
-// script with a wrong picture of the table; the depth is logged instead
-// (see README, "Slow scripts").
+// coalescedPath is a best path that replaced one or more older best paths
+// of the same prefix while its script was behind.
+type coalescedPath struct {
+	*luaapi.BestPath
+	skipped int // older states of the prefix the script will not see
+}
+
+// eventQueue is a script's inbox: many producers, one consumer, nothing
+// dropped. Up to limit events wait in order (items). Past that the script
+// is behind, and later events wait in over, where a best path replaces the
+// queued best path of the same prefix: the script still gets the latest
+// state of every prefix, marked coalesced, and every peer event, in order.
+// Its memory is then bounded by the table size, not by the churn rate.
+// See README, "Slow scripts".
 type eventQueue struct {
-	mu       sync.Mutex
-	space    *sync.Cond // signalled when take empties the queue, or on close
-	closed   bool
-	items    []any
-	spare    []any
-	ready    chan struct{} // has a token while items is not empty
-	warnAt   int
-	warned   bool
-	maxDepth int
-	waits    uint64    // times the dispatcher waited for room
-	firstAt  time.Time // when the oldest queued event was queued
-	log      *slog.Logger
+	mu        sync.Mutex
+	limit     int
+	closed    bool
+	items     []any
+	spare     []any
+	itemsAt   time.Time       // when items' oldest event was queued
+	over      []any           // past the limit, in order; nil where replaced
+	overIdx   map[string]int  // prefix -> its best path's index in over
+	overDead  int             // nils in over
+	overAt    time.Time       // when over's oldest event was queued
+	ready     chan struct{}   // has a token while the queue is not empty
+	room      chan<- struct{} // told when take makes room (the dispatcher waits on it)
+	warnAt    int
+	warned    bool
+	maxDepth  int
+	coalesced uint64 // best paths replaced by a newer one of the same prefix
+	log       *slog.Logger
 }
 
-func newEventQueue(log *slog.Logger) *eventQueue {
-	q := &eventQueue{ready: make(chan struct{}, 1), warnAt: backlogWarnStart, log: log}
-	q.space = sync.NewCond(&q.mu)
-	return q
-}
-
-// pushWait appends ev, first waiting while limit or more events are queued.
-// Only the dispatcher uses it; the consumer's own pushes (timers, markers)
-// must never wait on themselves.
-func (q *eventQueue) pushWait(ev any, limit int) {
-	q.mu.Lock()
-	for len(q.items) >= limit && !q.closed {
-		q.waits++
-		q.space.Wait()
+// newEventQueue makes a queue that coalesces past limit (0: the default;
+// negative: never, for consumers that must see every event).
+func newEventQueue(log *slog.Logger, limit int, room chan<- struct{}) *eventQueue {
+	switch {
+	case limit == 0:
+		limit = DefaultQueueLimit
+	case limit < 0:
+		limit = math.MaxInt
 	}
-	q.mu.Unlock()
-	q.push(ev)
+	return &eventQueue{ready: make(chan struct{}, 1), room: room, limit: limit, warnAt: backlogWarnStart, log: log}
 }
 
-// close releases waiting producers for good (the script is gone).
+// close drops later events for good (the script is gone).
 func (q *eventQueue) close() {
 	q.mu.Lock()
 	q.closed = true
-	q.space.Broadcast()
 	q.mu.Unlock()
+	q.tellRoom()
 }
 
-// push appends ev. It never blocks on the consumer.
+// behind reports whether the script has its limit of events queued in order.
+func (q *eventQueue) behind() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return !q.closed && (len(q.items) >= q.limit || len(q.over) > 0)
+}
+
+// push queues ev. It never blocks on the consumer.
 func (q *eventQueue) push(ev any) {
 	q.mu.Lock()
-	q.items = append(q.items, ev)
-	n := len(q.items)
-	if n == 1 {
-		q.firstAt = time.Now() // take empties the queue: this is the oldest
+	if q.closed {
+		q.mu.Unlock()
+		return
 	}
+	wasEmpty := len(q.items) == 0 && len(q.over) == 0
+	now := time.Now()
+	if len(q.items) < q.limit && len(q.over) == 0 {
+		if len(q.items) == 0 {
+			q.itemsAt = now
+		}
+		q.items = append(q.items, ev)
+	} else {
+		q.pushOver(ev, now)
+	}
+	n := len(q.items) + len(q.over) - q.overDead
 	if n > q.maxDepth {
 		q.maxDepth = n
 	}
@@ -81,37 +107,121 @@ func (q *eventQueue) push(ev any) {
 	}
 	q.mu.Unlock()
 	if warn {
-		q.log.Warn("script is falling behind; events are queued, none dropped", "queued", n, "oldest_for", q.age().Round(time.Millisecond))
+		q.log.Warn("script is falling behind; past the queue limit its best paths are coalesced per prefix", "queued", n, "oldest_for", q.age().Round(time.Millisecond))
 	}
-	if n == 1 {
-		select {
-		case q.ready <- struct{}{}:
-		default:
-		}
+	if wasEmpty {
+		q.tellReady()
 	}
 }
 
-// take removes and returns everything queued, oldest first. The slice is
-// only valid until the next take.
+// pushOver queues ev past the limit. Caller holds mu.
+func (q *eventQueue) pushOver(ev any, now time.Time) {
+	if len(q.over) == 0 {
+		q.overAt = now
+	}
+	if bp, ok := ev.(*luaapi.BestPath); ok {
+		if q.overIdx == nil {
+			q.overIdx = make(map[string]int)
+		}
+		if i, ok := q.overIdx[bp.Prefix]; ok {
+			skipped := 1
+			if old, ok := q.over[i].(coalescedPath); ok {
+				skipped += old.skipped
+			}
+			// The newest state goes to the end, after the peer events
+			// queued since the one it replaces.
+			q.over[i] = nil
+			q.overDead++
+			q.coalesced++
+			ev = coalescedPath{BestPath: bp, skipped: skipped}
+		}
+		q.overIdx[bp.Prefix] = len(q.over)
+	}
+	q.over = append(q.over, ev)
+	if q.overDead > 1024 && q.overDead > len(q.over)/2 {
+		q.compactOver()
+	}
+}
+
+// compactOver squeezes the replaced entries out of over. Caller holds mu.
+func (q *eventQueue) compactOver() {
+	live := q.over[:0]
+	for _, ev := range q.over {
+		if ev == nil {
+			continue
+		}
+		if bp := queuedPath(ev); bp != nil {
+			q.overIdx[bp.Prefix] = len(live)
+		}
+		live = append(live, ev)
+	}
+	clear(q.over[len(live):])
+	q.over = live
+	q.overDead = 0
+}
+
+func queuedPath(ev any) *luaapi.BestPath {
+	switch e := ev.(type) {
+	case *luaapi.BestPath:
+		return e
+	case coalescedPath:
+		return e.BestPath
+	}
+	return nil
+}
+
+// take removes and returns the oldest events: those queued in order, or
+// when there are none, the coalesced ones. The slice is only valid until
+// the next take.
 func (q *eventQueue) take() []any {
 	q.mu.Lock()
-	defer q.mu.Unlock()
-	batch := q.items
-	clear(q.spare)
-	q.items = q.spare[:0]
-	q.spare = batch
-	q.space.Broadcast()
+	var batch []any
+	switch {
+	case len(q.items) > 0:
+		batch = q.items
+		clear(q.spare)
+		q.items = q.spare[:0]
+		q.spare = batch
+	case len(q.over) > 0:
+		q.compactOver()
+		batch = q.over
+		q.over = nil
+		clear(q.overIdx)
+	}
+	more := len(q.items) > 0 || len(q.over) > 0
+	q.mu.Unlock()
+	q.tellRoom()
+	if more {
+		q.tellReady()
+	}
 	return batch
+}
+
+func (q *eventQueue) tellReady() {
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+func (q *eventQueue) tellRoom() {
+	if q.room == nil {
+		return
+	}
+	select {
+	case q.room <- struct{}{}:
+	default:
+	}
 }
 
 // caughtUp is called by the consumer after it drained a batch.
 func (q *eventQueue) caughtUp() {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.items) == 0 && q.warned {
+	if len(q.items) == 0 && len(q.over) == 0 && q.warned {
 		q.warned = false
 		q.warnAt = backlogWarnStart
-		q.log.Info("script caught up with its event backlog")
+		q.log.Info("script caught up with its event backlog", "coalesced_so_far", q.coalesced)
 	}
 }
 
@@ -119,15 +229,25 @@ func (q *eventQueue) caughtUp() {
 func (q *eventQueue) age() time.Duration {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	if len(q.items) == 0 {
-		return 0
+	switch { // items, when there are any, are older than over
+	case len(q.items) > 0:
+		return time.Since(q.itemsAt)
+	case len(q.over) > 0:
+		return time.Since(q.overAt)
 	}
-	return time.Since(q.firstAt)
+	return 0
 }
 
 // depth is the number of events waiting.
 func (q *eventQueue) depth() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
-	return len(q.items)
+	return len(q.items) + len(q.over) - q.overDead
+}
+
+// coalescedCount is the number of best paths replaced so far.
+func (q *eventQueue) coalescedCount() uint64 {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	return q.coalesced
 }

@@ -26,7 +26,7 @@ func newEventLog(path string, log *slog.Logger) (*eventLog, error) {
 		return nil, err
 	}
 	l := &eventLog{f: f, w: bufio.NewWriterSize(f, 1<<16), stop: make(chan struct{}), done: make(chan struct{}), log: log.With("record", path)}
-	l.queue = newEventQueue(l.log)
+	l.queue = newEventQueue(l.log, -1, nil) // a recording has every event
 	go l.run()
 	return l, nil
 }

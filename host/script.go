@@ -33,6 +33,9 @@ type Limits struct {
 	// MaxEntries bounds the Lua table entries a script may hold; checked
 	// every memoryCheckEvery. Past it the script is quarantined. 0: no bound.
 	MaxEntries int
+	// QueueLimit is how many events may wait in order before a script is
+	// behind and its best paths are coalesced per prefix. 0: the default.
+	QueueLimit int
 }
 
 // memoryCheckEvery spaces the checks of MaxEntries.
@@ -113,7 +116,8 @@ type version struct {
 // already running.
 var ErrUnchanged = errors.New("unchanged")
 
-func newScript(path, name string, actions luaapi.Actions, limits Limits, clock Clock, dataDir string, log *slog.Logger) *Script {
+// room, if not nil, is told whenever the script's queue makes room.
+func newScript(path, name string, actions luaapi.Actions, limits Limits, clock Clock, dataDir string, room chan<- struct{}, log *slog.Logger) *Script {
 	s := &Script{
 		Name:    name,
 		Path:    path,
@@ -125,7 +129,7 @@ func newScript(path, name string, actions luaapi.Actions, limits Limits, clock C
 		ctl:     make(chan control),
 		done:    make(chan struct{}),
 	}
-	s.queue = newEventQueue(s.log)
+	s.queue = newEventQueue(s.log, limits.QueueLimit, room)
 	s.version.Store("")
 	go s.run()
 	go s.guard.watch(s.done)
@@ -350,7 +354,7 @@ func (s *Script) replay(v *version) {
 	}
 	s.skipUntil = seq
 	for _, p := range paths {
-		s.deliverBestPath(v, p, true)
+		s.deliverBestPath(v, p, true, 0)
 	}
 	s.log.Info("table replayed to script", "paths", len(paths))
 }
@@ -425,7 +429,16 @@ func (s *Script) deliver(ev any) {
 		if e.Seq != 0 && e.Seq <= s.skipUntil {
 			return // older than the replay this version started from
 		}
-		s.deliverBestPath(v, e, false)
+		s.deliverBestPath(v, e, false, 0)
+		return
+	case coalescedPath:
+		if v.sub != nil && !v.sub.Match(e.BestPath) {
+			return
+		}
+		if e.Seq <= s.skipUntil {
+			return
+		}
+		s.deliverBestPath(v, e.BestPath, false, e.skipped)
 		return
 	case *luaapi.PeerState:
 		if v.sub != nil && !v.sub.Match(e) {
@@ -519,13 +532,16 @@ func eventSeq(ev any) uint64 {
 		return e.Seq
 	case *luaapi.PeerState:
 		return e.Seq
+	case coalescedPath:
+		return e.Seq
 	}
 	return 0
 }
 
 // deliverBestPath calls on_best_path, with `previous` for scripts that
-// subscribed to prefixes and `replay` for replayed paths.
-func (s *Script) deliverBestPath(v *version, e *luaapi.BestPath, replay bool) {
+// subscribed to prefixes, `replay` for replayed paths, and `coalesced` and
+// `skipped` when older states of the prefix were coalesced away.
+func (s *Script) deliverBestPath(v *version, e *luaapi.BestPath, replay bool, skipped int) {
 	var prev *luaapi.BestPath
 	if v.sub != nil && v.sub.WantsPrevious() {
 		if s.prev == nil {
@@ -547,6 +563,10 @@ func (s *Script) deliverBestPath(v *version, e *luaapi.BestPath, replay bool) {
 	}
 	if replay {
 		t.RawSetString("replay", lua.LTrue)
+	}
+	if skipped > 0 {
+		t.RawSetString("coalesced", lua.LTrue)
+		t.RawSetString("skipped", lua.LNumber(skipped))
 	}
 	s.call(v, "on_best_path", v.onBest, t, e.Seq)
 }

@@ -2,6 +2,7 @@ package host
 
 import (
 	"errors"
+	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -37,8 +38,11 @@ type ScriptSet struct {
 	scripts map[string]*Script
 	timers  map[string]*time.Timer
 	live    atomic.Pointer[[]*Script] // loaded scripts, read lock-free by Dispatch
+	room    chan struct{}             // a script's queue made room (Dispatch waits on it)
 	watcher *fsnotify.Watcher
 	closed  bool
+	// unreadable: the folder's permissions shut edbgpd out (last seen).
+	unreadable bool
 	// onActive is called when the first script appears (the daemon then
 	// starts watching GoBGP's events). Called with mu held: must not call
 	// back into the set.
@@ -55,6 +59,7 @@ func NewScriptSet(dir string, actions luaapi.Actions, limits Limits, log *slog.L
 		log:      log,
 		debounce: DefaultDebounce,
 		clock:    wallClock{},
+		room:     make(chan struct{}, 1),
 		scripts:  make(map[string]*Script),
 		timers:   make(map[string]*time.Timer),
 	}
@@ -115,9 +120,14 @@ func (m *ScriptSet) watchLoop(w *fsnotify.Watcher) {
 			if !ok {
 				return
 			}
-			if filepath.Clean(ev.Name) == filepath.Clean(m.dir) && ev.Op&(fsnotify.Remove|fsnotify.Rename) != 0 {
-				m.log.Error("scripts folder removed; loaded scripts keep running; watching for it to come back", "dir", m.dir)
-				go m.awaitFolder(w)
+			if filepath.Clean(ev.Name) == filepath.Clean(m.dir) {
+				switch {
+				case ev.Op&(fsnotify.Remove|fsnotify.Rename) != 0:
+					m.log.Error("scripts folder removed; loaded scripts keep running; watching for it to come back", "dir", m.dir)
+					go m.awaitFolder(w)
+				case ev.Op&fsnotify.Chmod != 0:
+					m.checkReadable()
+				}
 				continue
 			}
 			name := filepath.Base(ev.Name)
@@ -130,6 +140,27 @@ func (m *ScriptSet) watchLoop(w *fsnotify.Watcher) {
 				return
 			}
 			m.log.Error("watching scripts folder", "dir", m.dir, "err", err)
+		}
+	}
+}
+
+// checkReadable follows the folder's permissions: when it becomes
+// unreadable, what runs keeps running; when it is readable again, its
+// files are read again.
+func (m *ScriptSet) checkReadable() {
+	_, err := os.ReadDir(m.dir)
+	m.mu.Lock()
+	was := m.unreadable
+	m.unreadable = err != nil
+	m.mu.Unlock()
+	switch {
+	case err != nil && !was:
+		m.log.Error("scripts folder unreadable; loaded scripts keep running", "dir", m.dir, "err", err)
+	case err == nil && was:
+		m.log.Info("scripts folder readable again; reading it", "dir", m.dir)
+		m.LoadAll()
+		for _, s := range m.Scripts() {
+			m.sync(s.Name)
 		}
 	}
 }
@@ -193,6 +224,12 @@ func (m *ScriptSet) sync(name string) {
 		return
 	}
 	s := m.scripts[name]
+	if err != nil && !errors.Is(err, fs.ErrNotExist) && s != nil {
+		// Unreadable (permissions), not gone: keep what runs.
+		m.mu.Unlock()
+		m.log.Error("cannot read script; the loaded version keeps running", "file", path, "err", err)
+		return
+	}
 	if err != nil || !fi.Mode().IsRegular() {
 		if _, derr := os.Stat(m.dir); derr != nil && s != nil {
 			// The whole folder is gone (or unreadable): keep what runs.
@@ -210,7 +247,7 @@ func (m *ScriptSet) sync(name string) {
 		return
 	}
 	if s == nil {
-		s = newScript(path, name, m.actions, m.limits, m.clock, m.dataDir, m.log)
+		s = newScript(path, name, m.actions, m.limits, m.clock, m.dataDir, m.room, m.log)
 		m.scripts[name] = s
 		m.publish()
 	}
@@ -248,14 +285,39 @@ func (m *ScriptSet) publish() {
 }
 
 // Dispatch queues ev for every script that wants it (its subscription is
-// checked here, in Go). If a script has eventQueueLimit events waiting, it
-// waits for room: GoBGP's watcher queue takes up the slack, not BGP.
+// checked here, in Go). A script that is behind gets its best paths
+// coalesced per prefix (see eventQueue) and holds back no one. Only when
+// every script that wants ev is behind does Dispatch wait for one to make
+// room: GoBGP's watcher queue then takes up the slack, as references to
+// paths GoBGP keeps anyway, and BGP itself goes on.
 func (m *ScriptSet) Dispatch(ev any) {
-	for _, s := range *m.live.Load() {
+	live := *m.live.Load()
+	for {
+		wanted, behind := 0, 0
+		for _, s := range live {
+			if sub := s.sub.Load(); sub != nil && !sub.Match(ev) {
+				continue
+			}
+			wanted++
+			if s.queue.behind() {
+				behind++
+			}
+		}
+		if wanted == 0 || behind < wanted {
+			break
+		}
+		// The timeout covers a script that went away while we waited.
+		select {
+		case <-m.room:
+		case <-time.After(100 * time.Millisecond):
+			live = *m.live.Load()
+		}
+	}
+	for _, s := range live {
 		if sub := s.sub.Load(); sub != nil && !sub.Match(ev) {
 			continue
 		}
-		s.queue.pushWait(ev, eventQueueLimit)
+		s.queue.push(ev)
 	}
 }
 

@@ -35,6 +35,7 @@ type Options struct {
 	Routes     []Route         `toml:"routes" yaml:"routes"`
 	Notify     NotifyOptions   `toml:"notify" yaml:"notify"`
 	Throttle   ThrottleOptions `toml:"throttle" yaml:"throttle"`
+	Kafka      KafkaOptions    `toml:"kafka" yaml:"kafka"`
 }
 
 // Route is a route the daemon originates from config.

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
 	"github.com/osrg/gobgp/v3/pkg/config"
@@ -53,6 +54,7 @@ type Daemon struct {
 	announced announcements
 	policyOp  sync.Mutex // one policy change (or config apply) at a time
 	record    *eventLog
+	kafka     *kafkaStream // nil unless [edbgpd.kafka] has brokers
 	notifier  *notifier
 }
 
@@ -110,6 +112,11 @@ func Start(s Settings) (*Daemon, error) {
 			return fail(fmt.Errorf("event record: %w", err))
 		}
 	}
+	if k := cfg.Options.Kafka; len(k.Brokers) > 0 {
+		if d.kafka, err = newKafkaStream(k, cfg.BGP.Global.Config.RouterId, s.Logger); err != nil {
+			return fail(fmt.Errorf("[edbgpd.kafka]: %w", err))
+		}
+	}
 	if dir := cfg.Options.Scripts; dir != "" {
 		d.Throttle = newThrottle(d, cfg.Options.Throttle, wallClock{}, s.Logger)
 		d.Scripts = NewScriptSet(dir, d.Throttle, cfg.Options.Limits(), s.Logger)
@@ -125,7 +132,7 @@ func Start(s Settings) (*Daemon, error) {
 				}
 			}
 		}
-		if d.record != nil {
+		if d.record != nil || d.kafka != nil {
 			if err := d.ensureWatch(); err != nil {
 				return fail(err)
 			}
@@ -248,7 +255,7 @@ func (d *Daemon) watch() error {
 			{Type: api.WatchEventRequest_Table_Filter_BEST},
 		}},
 	}, func(r *api.WatchEventResponse) {
-		if d.record == nil && (d.Scripts == nil || len(*d.Scripts.live.Load()) == 0) {
+		if d.record == nil && d.kafka == nil && (d.Scripts == nil || len(*d.Scripts.live.Load()) == 0) {
 			if _, ok := r.Event.(*api.WatchEventResponse_Table); ok {
 				return // nobody listens: skip the decoding
 			}
@@ -263,6 +270,9 @@ func (d *Daemon) dispatch(ev any) {
 	}
 	if d.record != nil {
 		d.record.push(ev)
+	}
+	if d.kafka != nil {
+		d.kafka.push(ev)
 	}
 }
 
@@ -281,4 +291,11 @@ func (d *Daemon) Stop() {
 	if d.record != nil {
 		d.record.Close()
 	}
+	if d.kafka != nil {
+		d.kafka.Close(kafkaCloseTimeout)
+	}
 }
+
+// kafkaCloseTimeout bounds how long shutdown waits for Kafka to take the
+// events still buffered.
+const kafkaCloseTimeout = 5 * time.Second

@@ -14,7 +14,9 @@ import (
 
 // eventJSON is the union of both event kinds' fields.
 type eventJSON struct {
+	Version             int      `json:"version,omitempty"` // stream messages only: StreamVersion
 	Type                string   `json:"type"`
+	Router              string   `json:"router,omitempty"` // stream messages only: the edbgpd that saw it
 	Seq                 uint64   `json:"seq,omitempty"`
 	Prefix              string   `json:"prefix,omitempty"`
 	Family              string   `json:"family,omitempty"`
@@ -58,9 +60,33 @@ func fromUnix(f float64) time.Time {
 	return time.Unix(int64(sec), int64(frac*1e9))
 }
 
+// StreamVersion is the version of the event stream's message schema: the
+// JSON Lines format plus "version" and "router". Raise it when a field
+// changes meaning or goes away; adding a field keeps it.
+const StreamVersion = 1
+
 // MarshalEvent renders a *BestPath or *PeerState as one JSON line
 // (without the newline). Best-path attributes are decoded for it.
 func MarshalEvent(ev any) ([]byte, error) {
+	j, err := toJSON(ev)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(j)
+}
+
+// MarshalStreamEvent renders an event as a stream message: the JSON line
+// with the schema version and the router id of the edbgpd that saw it.
+func MarshalStreamEvent(ev any, router string) ([]byte, error) {
+	j, err := toJSON(ev)
+	if err != nil {
+		return nil, err
+	}
+	j.Version, j.Router = StreamVersion, router
+	return json.Marshal(j)
+}
+
+func toJSON(ev any) (eventJSON, error) {
 	switch e := ev.(type) {
 	case *BestPath:
 		a := e.Attrs()
@@ -74,12 +100,12 @@ func MarshalEvent(ev any) ([]byte, error) {
 		if a.HasLocalPref {
 			j.LocalPref = &a.LocalPref
 		}
-		return json.Marshal(j)
+		return j, nil
 	case *PeerState:
-		return json.Marshal(eventJSON{Type: "peer_state", Seq: e.Seq, Peer: e.Peer.Address, ASN: e.Peer.ASN, RouterID: e.Peer.RouterID,
-			State: e.State, OldState: e.OldState, Reason: e.Reason, Timestamp: unixFloat(e.Timestamp)})
+		return eventJSON{Type: "peer_state", Seq: e.Seq, Peer: e.Peer.Address, ASN: e.Peer.ASN, RouterID: e.Peer.RouterID,
+			State: e.State, OldState: e.OldState, Reason: e.Reason, Timestamp: unixFloat(e.Timestamp)}, nil
 	}
-	return nil, fmt.Errorf("not an event: %T", ev)
+	return eventJSON{}, fmt.Errorf("not an event: %T", ev)
 }
 
 // Advance is a line of type "advance": move the test clock forward.

@@ -55,6 +55,7 @@ type Daemon struct {
 	policyOp  sync.Mutex // one policy change (or config apply) at a time
 	record    *eventLog
 	kafka     *kafkaStream // nil unless [edbgpd.kafka] has brokers
+	routerID  string       // as started
 	notifier  *notifier
 }
 
@@ -112,8 +113,9 @@ func Start(s Settings) (*Daemon, error) {
 			return fail(fmt.Errorf("event record: %w", err))
 		}
 	}
+	d.routerID = cfg.BGP.Global.Config.RouterId
 	if k := cfg.Options.Kafka; len(k.Brokers) > 0 {
-		if d.kafka, err = newKafkaStream(k, cfg.BGP.Global.Config.RouterId, s.Logger); err != nil {
+		if d.kafka, err = newKafkaStream(k, d.routerID, s.Logger); err != nil {
 			return fail(fmt.Errorf("[edbgpd.kafka]: %w", err))
 		}
 	}

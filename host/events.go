@@ -10,6 +10,7 @@ import (
 	api "github.com/osrg/gobgp/v3/api"
 	"github.com/osrg/gobgp/v3/pkg/apiutil"
 	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/edbgpd/edbgpd/luaapi"
 )
@@ -33,13 +34,22 @@ type converter struct {
 	reasons interface{ takeDownReason(string) string }
 	states  map[string]string // peer address -> last state seen
 	seq     atomic.Uint64     // last sequence number given to an event
+
+	bestPaths  atomic.Uint64        // best-path events made
+	peerEvents atomic.Uint64        // peer-state events made
+	convTime   prometheus.Histogram // per best path, on GoBGP's watcher goroutine
 }
 
 // lastSeq is the sequence number of the newest event so far.
 func (c *converter) lastSeq() uint64 { return c.seq.Load() }
 
 func newConverter(log *slog.Logger, reasons interface{ takeDownReason(string) string }) *converter {
-	return &converter{log: log, reasons: reasons, states: make(map[string]string)}
+	return &converter{log: log, reasons: reasons, states: make(map[string]string),
+		convTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "edbgpd_event_conversion_seconds",
+			Help:    "Time to turn one GoBGP best path into an event (attributes are decoded later, on first read).",
+			Buckets: prometheus.ExponentialBuckets(250e-9, 4, 8), // 250 ns to 4 ms
+		})}
 }
 
 // convert calls emit for each event in r, in order.
@@ -47,16 +57,20 @@ func (c *converter) convert(r *api.WatchEventResponse, emit func(any)) {
 	switch e := r.Event.(type) {
 	case *api.WatchEventResponse_Table:
 		for _, p := range e.Table.Paths {
+			start := time.Now()
 			ev, err := c.bestPathEvent(p)
 			if err != nil {
 				c.log.Error("cannot convert best path", "err", err)
 				continue
 			}
+			c.convTime.Observe(time.Since(start).Seconds())
+			c.bestPaths.Add(1)
 			ev.Seq = c.seq.Add(1)
 			emit(ev)
 		}
 	case *api.WatchEventResponse_Peer:
 		if ev := c.peerEvent(e.Peer); ev != nil {
+			c.peerEvents.Add(1)
 			ev.Seq = c.seq.Add(1)
 			emit(ev)
 		}

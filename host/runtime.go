@@ -172,6 +172,7 @@ func (r *runtime) fire(id int) {
 	}
 	if err := r.s.guard.call(r.v, r.s.limits.CallTimeout, t.fn); err != nil {
 		r.s.Stats.Errors.Add(1)
+		r.s.health.noteError(err)
 		r.s.log.Error("timer callback failed", "version", r.v.hash, "err", err)
 	}
 }

@@ -69,6 +69,7 @@ type Script struct {
 	done    chan struct{}
 	guard   callGuard
 	Stats   ScriptStats
+	health  *scriptHealth
 
 	clock   Clock
 	dataDir string // where persisted state goes; "" for none
@@ -130,6 +131,7 @@ func newScript(path, name string, actions luaapi.Actions, limits Limits, clock C
 		done:    make(chan struct{}),
 	}
 	s.queue = newEventQueue(s.log, limits.QueueLimit, room)
+	s.health = newScriptHealth()
 	s.version.Store("")
 	go s.run()
 	go s.guard.watch(s.done)
@@ -328,6 +330,7 @@ func (s *Script) load() error {
 	s.sub.Store(v.sub)
 	s.prev = nil
 	s.Stats.Reloads.Add(1)
+	s.health.noteLoaded()
 	log.Info("script loaded", "replaced", old != nil)
 	if v.sub != nil && v.sub.Replay {
 		s.replay(v)
@@ -376,6 +379,7 @@ func (s *Script) callUnload(v *version) {
 		return
 	}
 	if err := s.guard.call(v, s.limits.CallTimeout, v.onUnload); err != nil {
+		s.health.noteError(err)
 		s.log.Error("on_unload failed", "err", err)
 	}
 }
@@ -461,6 +465,7 @@ func (s *Script) deliver(ev any) {
 			v.module.SetCause(0)
 			if err := s.guard.call(v, s.limits.CallTimeout, e.fn, luaapi.FromGo(v.L, e.result)); err != nil {
 				s.Stats.Errors.Add(1)
+				s.health.noteError(err)
 				s.log.Error("notification callback failed", "version", v.hash, "err", err)
 			}
 		}
@@ -484,11 +489,14 @@ func (s *Script) call(v *version, name string, fn *lua.LFunction, arg lua.LValue
 	s.Stats.Delivered.Add(1)
 	v.module.SetCause(seq)
 	defer s.maybeSave(v)
+	start := time.Now()
 	err := s.guard.call(v, s.limits.CallTimeout, fn, arg)
+	s.health.handler.Observe(time.Since(start).Seconds())
 	if s.limits.MaxEntries > 0 && time.Since(s.lastCheck) >= memoryCheckEvery {
 		s.lastCheck = time.Now()
 		if n := luaEntries(v.L, s.limits.MaxEntries); n > s.limits.MaxEntries && s.cur == v {
 			s.Stats.Quarantines.Add(1)
+			s.health.noteQuarantined()
 			s.log.Error("SCRIPT QUARANTINED: it holds more Lua table entries than allowed; save the file to load it again",
 				"entries_over", s.limits.MaxEntries)
 			s.unload()
@@ -505,10 +513,12 @@ func (s *Script) call(v *version, name string, fn *lua.LFunction, arg lua.LValue
 	} else {
 		s.Stats.Errors.Add(1)
 	}
+	s.health.noteError(err)
 	s.log.Error("handler failed", "handler", name, "err", err)
 	s.failures++
 	if q := s.limits.QuarantineAfter; q > 0 && s.failures >= q && s.cur == v {
 		s.Stats.Quarantines.Add(1)
+		s.health.noteQuarantined()
 		s.log.Error("SCRIPT QUARANTINED: unloaded after failing on every event; save the file to load it again",
 			"failures_in_a_row", s.failures, "last_err", err)
 		s.failures = 0

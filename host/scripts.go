@@ -257,6 +257,7 @@ func (m *ScriptSet) sync(name string) {
 	case err == nil, errors.Is(err, ErrUnchanged):
 	default:
 		s.Stats.Failed.Add(1)
+		s.health.noteError(err)
 		if s.Version() != "" {
 			m.log.Error("script not reloaded; keeping previous version", "script", name, "version", s.Version(), "err", err)
 		} else {

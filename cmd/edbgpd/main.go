@@ -28,6 +28,7 @@ type options struct {
 	Dry             bool   `short:"d" long:"dry-run" description:"check the config file and exit"`
 	Record          string `long:"record" description:"also write every event to this file as JSON lines (for edbgpd test)"`
 	PProfHost       string `long:"pprof-host" description:"serve Go's pprof profiles on this address (e.g. localhost:6060); off when empty"`
+	MetricsAddr     string `long:"metrics-addr" description:"serve Prometheus /metrics and /status (JSON) on this address (e.g. 127.0.0.1:9179); off when empty"`
 }
 
 func main() {
@@ -37,6 +38,9 @@ func main() {
 func run(args []string) int {
 	if len(args) > 0 && args[0] == "test" {
 		return runTest(args[1:], os.Stdout, os.Stderr)
+	}
+	if len(args) > 0 && args[0] == "status" {
+		return runStatus(args[1:], os.Stdout, os.Stderr)
 	}
 	var o options
 	if _, err := flags.ParseArgs(&o, args); err != nil {
@@ -90,6 +94,15 @@ func run(args []string) int {
 	if err != nil {
 		log.Error("cannot start", "err", err)
 		return 1
+	}
+	if o.MetricsAddr != "" {
+		m, err := d.ServeMetrics(o.MetricsAddr)
+		if err != nil {
+			log.Error("cannot serve metrics", "addr", o.MetricsAddr, "err", err)
+			d.Stop()
+			return 1
+		}
+		defer m.Close()
 	}
 	for s := range sig {
 		if s == syscall.SIGHUP {

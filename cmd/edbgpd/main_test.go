@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -60,16 +61,18 @@ func TestBadConfigAtStart(t *testing.T) {
 }
 
 func TestDaemonSignalsAndAPI(t *testing.T) {
-	bgpPort, apiPort := bgptest.FreePort(t), bgptest.FreePort(t)
+	bgpPort, apiPort, metricsPort := bgptest.FreePort(t), bgptest.FreePort(t), bgptest.FreePort(t)
 	dir := t.TempDir()
 	scripts := filepath.Join(dir, "scripts")
 	os.Mkdir(scripts, 0o755)
+	os.WriteFile(filepath.Join(scripts, "hello.lua"), []byte("function on_best_path(ev) end\n"), 0o644)
+	metrics := fmt.Sprintf("127.0.0.1:%d", metricsPort)
 	good := bgptest.Config(bgpPort, scripts, "127.0.0.2")
 	path := filepath.Join(dir, "edbgpd.toml")
 	os.WriteFile(path, []byte(good), 0o644)
 	var logs bgptest.Buffer
 	record := filepath.Join(dir, "events.jsonl")
-	cmd := exec.Command(binary, "-f", path, "--api-hosts", fmt.Sprintf("127.0.0.1:%d", apiPort), "--record", record)
+	cmd := exec.Command(binary, "-f", path, "--api-hosts", fmt.Sprintf("127.0.0.1:%d", apiPort), "--record", record, "--metrics-addr", metrics)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -89,6 +92,15 @@ func TestDaemonSignalsAndAPI(t *testing.T) {
 	r.Connect(bgpPort)
 	r.WaitEstablished()
 	bgptest.WaitFor(t, 10*time.Second, func() bool { return r.Received()["0.0.0.0/0"] }, "the originated default route")
+
+	// edbgpd status, from the shell.
+	out, err := exec.Command(binary, "status", "--metrics-addr", metrics).CombinedOutput()
+	if err != nil || !regexp.MustCompile(`(?m)^hello\.lua +loaded +[0-9a-f]{12} `).Match(out) {
+		t.Errorf("edbgpd status: %v\n%s", err, out)
+	}
+	if out, err := exec.Command(binary, "status", "--metrics-addr", "127.0.0.1:1").CombinedOutput(); err == nil || !strings.Contains(string(out), "is edbgpd running") {
+		t.Errorf("edbgpd status without a daemon: %v\n%s", err, out)
+	}
 
 	// GoBGP's gRPC API, as the gobgp CLI uses it.
 	conn, err := grpc.Dial(fmt.Sprintf("127.0.0.1:%d", apiPort), grpc.WithTransportCredentials(insecure.NewCredentials()))

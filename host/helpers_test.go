@@ -10,8 +10,6 @@ import (
 	"testing"
 
 	api "github.com/osrg/gobgp/v3/api"
-	"github.com/osrg/gobgp/v3/pkg/apiutil"
-	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
 
 	"github.com/edbgpd/edbgpd/host"
 	"github.com/edbgpd/edbgpd/internal/bgptest"
@@ -67,34 +65,5 @@ func addTable(t *testing.T, d *host.Daemon, n int) {
 		}
 	}
 }
-
-// ribCommunities returns the communities of edbgpd's best path for prefix,
-// and whether there is one.
-func ribCommunities(d daemonRIB, prefix string) ([]string, bool) {
-	var comms []string
-	found := false
-	d.Server.ListPath(context.Background(), &api.ListPathRequest{
-		TableType: api.TableType_GLOBAL, Family: &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST},
-		Prefixes: []*api.TableLookupPrefix{{Prefix: prefix}},
-	}, func(dst *api.Destination) {
-		for _, p := range dst.Paths {
-			if !p.Best {
-				continue
-			}
-			found = true
-			attrs, _ := apiutil.GetNativePathAttributes(p)
-			for _, a := range attrs {
-				if c, ok := a.(*bgp.PathAttributeCommunities); ok {
-					for _, v := range c.Value {
-						comms = append(comms, fmt.Sprintf("%d:%d", v>>16, v&0xffff))
-					}
-				}
-			}
-		}
-	})
-	return comms, found
-}
-
-type daemonRIB = *host.Daemon
 
 func slogTo(w io.Writer) *slog.Logger { return slog.New(slog.NewTextHandler(w, nil)) }

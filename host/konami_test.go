@@ -10,14 +10,7 @@ import (
 	"github.com/edbgpd/edbgpd/internal/bgptest"
 )
 
-// step is one update the router sends for 10.0.0.0/8: a community to
-// announce it with, or "" to withdraw it.
-type step string
-
-const withdraw step = ""
-
-var konamiCode = []step{"65000:38", withdraw, "65000:38", "65000:40", withdraw, "65000:40",
-	"65000:37", "65000:39", "65000:37", "65000:39", "65000:66", "65000:65", withdraw}
+var konamiCode = bgptest.KonamiCode
 
 func installKonami(t *testing.T, dir string) {
 	t.Helper()
@@ -27,24 +20,6 @@ func installKonami(t *testing.T, dir string) {
 	}
 	if err := os.WriteFile(filepath.Join(dir, "konami.lua"), src, 0o644); err != nil {
 		t.Fatal(err)
-	}
-}
-
-// send plays steps from r and waits until edbgpd's RIB shows each one, so
-// that every step is a best-path change of its own.
-func send(t *testing.T, dm daemonRIB, r *bgptest.Router, steps []step) {
-	t.Helper()
-	for _, s := range steps {
-		if s == withdraw {
-			r.Withdraw("10.0.0.0/8")
-			bgptest.WaitFor(t, 5*time.Second, func() bool { _, ok := ribCommunities(dm, "10.0.0.0/8"); return !ok }, "withdrawal of 10.0.0.0/8")
-			continue
-		}
-		r.Announce("10.0.0.0/8", string(s))
-		bgptest.WaitFor(t, 5*time.Second, func() bool {
-			c, ok := ribCommunities(dm, "10.0.0.0/8")
-			return ok && slices.Equal(c, []string{string(s)})
-		}, "10.0.0.0/8 with "+string(s))
 	}
 }
 
@@ -103,7 +78,7 @@ func TestKonamiEndToEnd(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		sender *bgptest.Router
-		steps  []step
+		steps  []string
 		want   int
 	}{
 		{"wrong order", r1, wrongOrder, 1},
@@ -113,7 +88,7 @@ func TestKonamiEndToEnd(t *testing.T) {
 		{"plain reset after unlock", r1, nil, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			send(t, d, tc.sender, tc.steps)
+			tc.sender.Play(d.Server, tc.steps)
 			resetAndWait(t, r1)
 			if tc.want == 1 {
 				expectDefaultOnly(t, r1)

@@ -122,11 +122,11 @@ func TestKonamiSurvivesReloadMidSequence(t *testing.T) {
 	e.set.LoadAll()
 	e.set.Watch()
 	peer := luaapi.Peer{Address: "192.0.2.2", ASN: 65002}
-	send := func(steps []step) {
+	send := func(steps []string) {
 		for _, s := range steps {
-			ev := &luaapi.BestPath{Prefix: "10.0.0.0/8", Peer: peer, Withdrawal: s == withdraw}
-			if s != withdraw {
-				ev.WithAttributes(luaapi.Attributes{Communities: []string{string(s)}})
+			ev := &luaapi.BestPath{Prefix: "10.0.0.0/8", Peer: peer, Withdrawal: s == ""}
+			if s != "" {
+				ev.WithAttributes(luaapi.Attributes{Communities: []string{s}})
 			}
 			e.set.Dispatch(ev)
 		}

@@ -273,3 +273,55 @@ func Config(port int, scripts string, routers ...string) string {
 `, scripts)
 	return c
 }
+
+// KonamiCode is up up down down left right left right B A as communities
+// on 10.0.0.0/8, with a withdrawal ("") wherever a direction repeats and
+// at the end.
+var KonamiCode = []string{"65000:38", "", "65000:38", "65000:40", "", "65000:40",
+	"65000:37", "65000:39", "65000:37", "65000:39", "65000:66", "65000:65", ""}
+
+// Play sends steps for 10.0.0.0/8 (a community to announce it with, or ""
+// to withdraw it) and waits until edbgpd's RIB shows each one, so that
+// every step is a best-path change of its own.
+func (r *Router) Play(edbgpd *server.BgpServer, steps []string) {
+	r.t.Helper()
+	for _, s := range steps {
+		if s == "" {
+			r.Withdraw("10.0.0.0/8")
+			WaitFor(r.t, 5*time.Second, func() bool { _, ok := BestCommunities(edbgpd, "10.0.0.0/8"); return !ok }, "withdrawal of 10.0.0.0/8")
+			continue
+		}
+		r.Announce("10.0.0.0/8", s)
+		WaitFor(r.t, 5*time.Second, func() bool {
+			c, ok := BestCommunities(edbgpd, "10.0.0.0/8")
+			return ok && len(c) == 1 && c[0] == s
+		}, "10.0.0.0/8 with "+s)
+	}
+}
+
+// BestCommunities returns the communities of s's best path for prefix, and
+// whether there is one.
+func BestCommunities(s *server.BgpServer, prefix string) ([]string, bool) {
+	var comms []string
+	found := false
+	s.ListPath(context.Background(), &api.ListPathRequest{
+		TableType: api.TableType_GLOBAL, Family: &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST},
+		Prefixes: []*api.TableLookupPrefix{{Prefix: prefix}},
+	}, func(dst *api.Destination) {
+		for _, p := range dst.Paths {
+			if !p.Best {
+				continue
+			}
+			found = true
+			attrs, _ := apiutil.GetNativePathAttributes(p)
+			for _, a := range attrs {
+				if c, ok := a.(*bgp.PathAttributeCommunities); ok {
+					for _, v := range c.Value {
+						comms = append(comms, fmt.Sprintf("%d:%d", v>>16, v&0xffff))
+					}
+				}
+			}
+		}
+	})
+	return comms, found
+}

@@ -213,5 +213,10 @@ func (o *Options) validate() error {
 			return fmt.Errorf("routes[%d] (%s): %w", i, r.Prefix, err)
 		}
 	}
+	if len(o.Kafka.Brokers) > 0 {
+		if _, err := o.Kafka.kafkaOpts(); err != nil {
+			return fmt.Errorf("[edbgpd.kafka]: %w", err)
+		}
+	}
 	return nil
 }

@@ -46,6 +46,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"broken-edbgpd-key.toml", []string{"testdata/broken-edbgpd-key.toml", "[edbgpd]", "line 6", "edbgpd.script"}},
 		{"broken-route.toml", []string{"testdata/broken-route.toml", "10.0.0.0/33"}},
 		{"broken-neighbor.toml", []string{"testdata/broken-neighbor.toml"}},
+		{"broken-kafka.toml", []string{"testdata/broken-kafka.toml", "[edbgpd.kafka]", `acks "most"`}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			_, err := host.LoadConfig("testdata/"+tc.file, "toml")

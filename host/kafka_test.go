@@ -277,3 +277,36 @@ func TestKafkaBrokerDown(t *testing.T) {
 		}
 	}
 }
+
+// TestKafkaPeerStatesOnly: events = "peer-state" keeps best paths off the
+// topic. One partition: the topic is in event order.
+func TestKafkaPeerStatesOnly(t *testing.T) {
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "bgp"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	broker := cluster.ListenAddrs()[0]
+	r := bgptest.NewRouter(t, 65002, "127.0.0.2", bgptest.Quiet{})
+	port := bgptest.FreePort(t)
+	d := startDaemon(t, edbgpdConfig(port, "", "127.0.0.2")+kafkaSection(broker, "  events = \"peer-state\"\n"))
+	r.Connect(port)
+	r.WaitEstablished()
+	r.Announce("198.18.0.0/24")
+	bgptest.WaitFor(t, 5*time.Second, func() bool { _, ok := bgptest.BestCommunities(d.Server, "198.18.0.0/24"); return ok }, "the route in edbgpd's RIB")
+	r.Reset() // a peer event after the best path
+	c := consume(t, "bgp", kgo.SeedBrokers(broker))
+	bgptest.WaitFor(t, 10*time.Second, func() bool {
+		for _, m := range c.all() {
+			if m.msg.OldState == "established" {
+				return true
+			}
+		}
+		return false
+	}, "the session going down on the topic")
+	for _, m := range c.all() {
+		if m.msg.Type != "peer_state" {
+			t.Errorf("a %s message with events = peer-state: %+v", m.msg.Type, m.msg)
+		}
+	}
+}

@@ -17,15 +17,27 @@ import (
 
 // risPaths reads up to n announcements from a RIPE RIS update dump in
 // ../../shared/data as GoBGP API paths, the form WatchEvent hands over.
-func risPaths(b *testing.B, n int) []*api.Path {
+// Without the data, the benchmark is skipped.
+func risPaths(b testing.TB, n int) []*api.Path {
+	paths, err := readRIS(n)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if len(paths) == 0 {
+		b.Skip("no paths in the RIS data (../../shared/data)")
+	}
+	return paths
+}
+
+func readRIS(n int) ([]*api.Path, error) {
 	f, err := os.Open("../../shared/data/updates.20160811.1600.gz")
 	if err != nil {
-		b.Skip("no RIS data:", err)
+		return nil, nil
 	}
 	defer f.Close()
 	z, err := gzip.NewReader(f)
 	if err != nil {
-		b.Fatal(err)
+		return nil, err
 	}
 	var paths []*api.Path
 	hdr := make([]byte, mrt.MRT_COMMON_HEADER_LEN)
@@ -35,7 +47,7 @@ func risPaths(b *testing.B, n int) []*api.Path {
 		}
 		h := &mrt.MRTHeader{}
 		if err := h.DecodeFromBytes(hdr); err != nil {
-			b.Fatal(err)
+			return nil, err
 		}
 		body := make([]byte, binary.BigEndian.Uint32(hdr[8:12]))
 		if _, err := io.ReadFull(z, body); err != nil {
@@ -60,10 +72,7 @@ func risPaths(b *testing.B, n int) []*api.Path {
 			}
 		}
 	}
-	if len(paths) == 0 {
-		b.Skip("no paths in the RIS data")
-	}
-	return paths
+	return paths, nil
 }
 
 // BenchmarkBestPathEvent: what one best path costs before a script sees

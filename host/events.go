@@ -125,12 +125,16 @@ var origins = [...]string{"igp", "egp", "incomplete"}
 // decoded here, on GoBGP's watcher goroutine; the attributes are decoded
 // on a script's goroutine if and when a script reads one.
 func (c *converter) bestPathEvent(p *api.Path) (*luaapi.BestPath, error) {
-	nlri, err := apiutil.GetNativeNlri(p)
-	if err != nil {
-		return nil, fmt.Errorf("nlri: %w", err)
+	prefix, ok := wirePrefix(p.Nlri)
+	if !ok {
+		nlri, err := apiutil.GetNativeNlri(p)
+		if err != nil {
+			return nil, fmt.Errorf("nlri: %w", err)
+		}
+		prefix = nlri.String()
 	}
 	ev := &luaapi.BestPath{
-		Prefix:     nlri.String(),
+		Prefix:     prefix,
 		Family:     apiutil.ToRouteFamily(p.Family).String(),
 		Withdrawal: p.IsWithdraw,
 		Peer: luaapi.Peer{
@@ -144,12 +148,9 @@ func (c *converter) bestPathEvent(p *api.Path) (*luaapi.BestPath, error) {
 	}
 	log := c.log
 	return ev.DecodeWith(func(a *luaapi.Attributes) {
-		attrs, err := apiutil.GetNativePathAttributes(p)
-		if err != nil {
+		if err := decodeRest(a, decodeWire(a, p.Pattrs)); err != nil {
 			log.Error("cannot decode path attributes", "prefix", ev.Prefix, "err", err)
-			return
 		}
-		setAttributes(a, attrs)
 	}), nil
 }
 
@@ -162,9 +163,11 @@ func setAttributes(ev *luaapi.Attributes, attrs []bgp.PathAttributeInterface) {
 				ev.Origin = origins[a.Value]
 			}
 		case *bgp.PathAttributeAsPath:
+			var path []uint32
 			for _, seg := range a.Value {
-				ev.ASPath = append(ev.ASPath, seg.GetAS()...)
+				path = append(path, seg.GetAS()...)
 			}
+			ev.ASPath = path
 		case *bgp.PathAttributeNextHop:
 			ev.Nexthop = a.Value.String()
 		case *bgp.PathAttributeMpReachNLRI:

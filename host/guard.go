@@ -58,9 +58,14 @@ func (g *callGuard) renew() {
 // call runs fn(args...) in v's state, protected, within limit. It must run
 // on the goroutine that owns v and v must be attached.
 func (g *callGuard) call(v *version, limit time.Duration, fn *lua.LFunction, args ...lua.LValue) error {
+	return g.callFrom(time.Now(), v, limit, fn, args...)
+}
+
+// callFrom is call for a caller that has just read the clock.
+func (g *callGuard) callFrom(now time.Time, v *version, limit time.Duration, fn *lua.LFunction, args ...lua.LValue) error {
 	g.mu.Lock()
 	g.busy = true
-	g.deadline = time.Now().Add(limit)
+	g.deadline = now.Add(limit)
 	g.mu.Unlock()
 
 	err := v.L.CallByParam(lua.P{Fn: fn, NRet: 0, Protect: true}, args...)

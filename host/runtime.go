@@ -95,7 +95,7 @@ func (s *Script) walk(c *walkChunk) {
 			return
 		}
 		c.count++
-		s.call(c.v, "bgp.walk fn", c.w.Fn, c.v.tables.BestPath(c.v.L, p), 0)
+		s.call(c.v, "bgp.walk fn", c.w.Fn, c.v.tables.BestPathEvent(c.v.L, p, luaapi.Delivery{}), 0)
 	}
 	c.next = end
 	if c.next < len(c.prefixes) {

@@ -490,10 +490,11 @@ func (s *Script) call(v *version, name string, fn *lua.LFunction, arg lua.LValue
 	v.module.SetCause(seq)
 	defer s.maybeSave(v)
 	start := time.Now()
-	err := s.guard.call(v, s.limits.CallTimeout, fn, arg)
-	s.health.handler.Observe(time.Since(start).Seconds())
-	if s.limits.MaxEntries > 0 && time.Since(s.lastCheck) >= memoryCheckEvery {
-		s.lastCheck = time.Now()
+	err := s.guard.callFrom(start, v, s.limits.CallTimeout, fn, arg)
+	end := time.Now()
+	s.health.handler.Observe(end.Sub(start).Seconds())
+	if s.limits.MaxEntries > 0 && end.Sub(s.lastCheck) >= memoryCheckEvery {
+		s.lastCheck = end
 		if n := luaEntries(v.L, s.limits.MaxEntries); n > s.limits.MaxEntries && s.cur == v {
 			s.Stats.Quarantines.Add(1)
 			s.health.noteQuarantined()
@@ -567,16 +568,6 @@ func (s *Script) deliverBestPath(v *version, e *luaapi.BestPath, replay bool, sk
 	if v.onBest == nil {
 		return
 	}
-	t := v.tables.BestPath(v.L, e)
-	if prev != nil {
-		t.RawSetString("previous", v.tables.BestPath(v.L, prev))
-	}
-	if replay {
-		t.RawSetString("replay", lua.LTrue)
-	}
-	if skipped > 0 {
-		t.RawSetString("coalesced", lua.LTrue)
-		t.RawSetString("skipped", lua.LNumber(skipped))
-	}
-	s.call(v, "on_best_path", v.onBest, t, e.Seq)
+	ev := v.tables.BestPathEvent(v.L, e, luaapi.Delivery{Previous: prev, Replay: replay, Skipped: skipped})
+	s.call(v, "on_best_path", v.onBest, ev, e.Seq)
 }

@@ -124,11 +124,23 @@ var attributeKeys = map[string]bool{
 // state's goroutine, like the state.
 type EventTables struct {
 	index *lua.LFunction
+	meta  *lua.LTable // of best-path event userdata
+	env   *lua.LTable
 }
 
-// NewEventTables prepares L for event tables.
+// NewEventTables prepares L for event tables and event userdata. It makes
+// the global pairs work on events.
 func NewEventTables(L *lua.LState) *EventTables {
-	return &EventTables{index: L.NewFunction(lazyIndex)}
+	x := &EventTables{index: L.NewFunction(lazyIndex), env: L.Env}
+	x.meta = L.CreateTable(0, 4)
+	x.meta.RawSetString("__index", L.NewFunction(x.indexEvent))
+	x.meta.RawSetString("__newindex", L.NewFunction(x.newIndexEvent))
+	x.meta.RawSetString("__tostring", L.NewFunction(x.eventString))
+	x.meta.RawSetString("__metatable", lua.LString("best_path event"))
+	if next := L.GetGlobal("next"); next != lua.LNil {
+		L.SetGlobal("pairs", L.NewFunction(x.pairs(next)))
+	}
+	return x
 }
 
 // BestPath turns the event into the table a script's on_best_path

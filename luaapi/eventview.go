@@ -1,0 +1,218 @@
+package luaapi
+
+import (
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+)
+
+// Delivery is what one handing of a best path to a script adds to the
+// shared event.
+type Delivery struct {
+	Previous *BestPath // the best path it replaces, for subscribed prefixes
+	Replay   bool      // handed over by a replay of the table
+	Skipped  int       // older states of the prefix coalesced away
+}
+
+// eventView is the Go side of the userdata on_best_path receives: no Lua
+// table is built per event, a field costs something only when read, and
+// what was built is kept for the next read.
+type eventView struct {
+	e     *BestPath
+	d     Delivery
+	cache map[string]lua.LValue // built fields, and fields the script set
+}
+
+// BestPathEvent is the value on_best_path (and bgp.walk) receive: a
+// userdata that reads like the table BestPath builds. Fields are built on
+// first read; pairs(ev) lists them all; a script may set fields of its own.
+func (x *EventTables) BestPathEvent(L *lua.LState, e *BestPath, d Delivery) lua.LValue {
+	return &lua.LUserData{Value: &eventView{e: e, d: d}, Env: x.env, Metatable: x.meta}
+}
+
+// eventField returns field key of v, building it if needed.
+func (x *EventTables) eventField(L *lua.LState, v *eventView, key string) lua.LValue {
+	if lv, ok := v.cache[key]; ok {
+		return lv
+	}
+	e := v.e
+	var lv lua.LValue = lua.LNil
+	switch key {
+	case "type":
+		return lua.LString("best_path")
+	case "seq":
+		return lua.LNumber(e.Seq)
+	case "prefix":
+		return lua.LString(e.Prefix)
+	case "family":
+		return lua.LString(e.Family)
+	case "withdrawal":
+		return lua.LBool(e.Withdrawal)
+	case "timestamp":
+		return unixSeconds(e.Timestamp)
+	case "age":
+		if e.Timestamp.IsZero() {
+			return lua.LNil
+		}
+		return lua.LNumber(time.Since(e.Timestamp).Seconds())
+	case "replay":
+		if v.d.Replay {
+			return lua.LTrue
+		}
+		return lua.LNil
+	case "coalesced":
+		if v.d.Skipped > 0 {
+			return lua.LTrue
+		}
+		return lua.LNil
+	case "skipped":
+		if v.d.Skipped > 0 {
+			return lua.LNumber(v.d.Skipped)
+		}
+		return lua.LNil
+	case "nexthop":
+		return lua.LString(e.Attrs().Nexthop)
+	case "origin":
+		return lua.LString(e.Attrs().Origin)
+	case "med":
+		if a := e.Attrs(); a.HasMED {
+			return lua.LNumber(a.MED)
+		}
+		return lua.LNil
+	case "local_pref":
+		if a := e.Attrs(); a.HasLocalPref {
+			return lua.LNumber(a.LocalPref)
+		}
+		return lua.LNil
+	case "as_path_string":
+		return lua.LString(ASPathString(e.Attrs().ASPath))
+	// Tables: built once per delivery, so that a script that changes one
+	// changes its own copy, as it would a field of a table.
+	case "peer":
+		p := L.CreateTable(0, 3)
+		p.RawSetString("address", lua.LString(e.Peer.Address))
+		p.RawSetString("asn", lua.LNumber(e.Peer.ASN))
+		p.RawSetString("router_id", lua.LString(e.Peer.RouterID))
+		lv = p
+	case "as_path":
+		path := e.Attrs().ASPath
+		t := L.CreateTable(len(path), 0)
+		for _, as := range path {
+			t.Append(lua.LNumber(as))
+		}
+		lv = t
+	case "communities":
+		lv = stringList(L, e.Attrs().Communities)
+	case "large_communities":
+		lv = stringList(L, e.Attrs().LargeCommunities)
+	case "extended_communities":
+		lv = stringList(L, e.Attrs().ExtendedCommunities)
+	case "previous":
+		if v.d.Previous == nil {
+			return lua.LNil
+		}
+		lv = x.BestPathEvent(L, v.d.Previous, Delivery{})
+	default:
+		return lua.LNil
+	}
+	if v.cache == nil {
+		v.cache = make(map[string]lua.LValue, 4)
+	}
+	v.cache[key] = lv
+	return lv
+}
+
+// eventKeys are the fields pairs(ev) lists, besides those a script set.
+var eventKeys = []string{"type", "seq", "prefix", "family", "withdrawal", "peer", "timestamp", "age",
+	"replay", "coalesced", "skipped", "previous",
+	"nexthop", "as_path", "as_path_string", "origin", "med", "local_pref",
+	"communities", "large_communities", "extended_communities"}
+
+// eventTable builds the whole table for pairs() and for copies.
+func (x *EventTables) eventTable(L *lua.LState, v *eventView) *lua.LTable {
+	t := L.CreateTable(0, len(eventKeys)+len(v.cache))
+	for k, lv := range v.cache {
+		t.RawSetString(k, lv)
+	}
+	for _, k := range eventKeys {
+		if t.RawGetString(k) != lua.LNil {
+			continue
+		}
+		if lv := x.eventField(L, v, k); lv != lua.LNil {
+			t.RawSetString(k, lv)
+		}
+	}
+	return t
+}
+
+func (x *EventTables) viewOf(L *lua.LState, n int) *eventView {
+	ud, ok := L.Get(n).(*lua.LUserData)
+	if !ok {
+		return nil
+	}
+	v, _ := ud.Value.(*eventView)
+	return v
+}
+
+func (x *EventTables) indexEvent(L *lua.LState) int {
+	v := x.viewOf(L, 1)
+	key, ok := L.Get(2).(lua.LString)
+	if v == nil || !ok {
+		L.Push(lua.LNil)
+		return 1
+	}
+	L.Push(x.eventField(L, v, string(key)))
+	return 1
+}
+
+// newIndexEvent lets a script note things on an event, as on a table.
+func (x *EventTables) newIndexEvent(L *lua.LState) int {
+	v := x.viewOf(L, 1)
+	key := L.CheckString(2)
+	if v.cache == nil {
+		v.cache = make(map[string]lua.LValue, 4)
+	}
+	v.cache[key] = L.Get(3)
+	return 0
+}
+
+func (x *EventTables) eventString(L *lua.LState) int {
+	v := x.viewOf(L, 1)
+	s := "best_path " + v.e.Prefix
+	if v.e.Withdrawal {
+		s += " (withdrawn)"
+	}
+	L.Push(lua.LString(s))
+	return 1
+}
+
+// pairs is the global pairs, extended to events: pairs(ev) walks the
+// event's fields as it would a table's.
+func (x *EventTables) pairs(next lua.LValue) lua.LGFunction {
+	return func(L *lua.LState) int {
+		var t *lua.LTable
+		if v := x.viewOf(L, 1); v != nil {
+			t = x.eventTable(L, v)
+		} else {
+			t = L.CheckTable(1)
+		}
+		L.Push(next)
+		L.Push(t)
+		L.Push(lua.LNil)
+		return 3
+	}
+}
+
+// IsEvent reports whether lv is a best-path event userdata, and returns
+// its fields as a table if so (for copies into bgp.state and to JSON).
+func (x *EventTables) IsEvent(L *lua.LState, lv lua.LValue) (*lua.LTable, bool) {
+	ud, ok := lv.(*lua.LUserData)
+	if !ok {
+		return nil, false
+	}
+	v, ok := ud.Value.(*eventView)
+	if !ok {
+		return nil, false
+	}
+	return x.eventTable(L, v), true
+}

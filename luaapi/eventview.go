@@ -20,8 +20,21 @@ type Delivery struct {
 type eventView struct {
 	e     *BestPath
 	d     Delivery
-	cache map[string]lua.LValue // built fields, and fields the script set
+	built [numBuilt]lua.LValue  // table fields built so far
+	own   map[string]lua.LValue // fields the script set (rare: no map until then)
 }
+
+// The fields that are tables, built once per delivery so that a script
+// that changes one changes its own copy, as it would a field of a table.
+const (
+	builtPeer = iota
+	builtASPath
+	builtCommunities
+	builtLarge
+	builtExtended
+	builtPrevious
+	numBuilt
+)
 
 // BestPathEvent is the value on_best_path (and bgp.walk) receive: a
 // userdata that reads like the table BestPath builds. Fields are built on
@@ -32,11 +45,13 @@ func (x *EventTables) BestPathEvent(L *lua.LState, e *BestPath, d Delivery) lua.
 
 // eventField returns field key of v, building it if needed.
 func (x *EventTables) eventField(L *lua.LState, v *eventView, key string) lua.LValue {
-	if lv, ok := v.cache[key]; ok {
-		return lv
+	if v.own != nil {
+		if lv, ok := v.own[key]; ok {
+			return lv
+		}
 	}
 	e := v.e
-	var lv lua.LValue = lua.LNil
+	slot := -1
 	switch key {
 	case "type":
 		return lua.LString("best_path")
@@ -86,39 +101,52 @@ func (x *EventTables) eventField(L *lua.LState, v *eventView, key string) lua.LV
 		return lua.LNil
 	case "as_path_string":
 		return lua.LString(ASPathString(e.Attrs().ASPath))
-	// Tables: built once per delivery, so that a script that changes one
-	// changes its own copy, as it would a field of a table.
 	case "peer":
+		slot = builtPeer
+	case "as_path":
+		slot = builtASPath
+	case "communities":
+		slot = builtCommunities
+	case "large_communities":
+		slot = builtLarge
+	case "extended_communities":
+		slot = builtExtended
+	case "previous":
+		if v.d.Previous == nil {
+			return lua.LNil
+		}
+		slot = builtPrevious
+	default:
+		return lua.LNil
+	}
+	if lv := v.built[slot]; lv != nil {
+		return lv
+	}
+	var lv lua.LValue
+	switch slot {
+	case builtPeer:
 		p := L.CreateTable(0, 3)
 		p.RawSetString("address", lua.LString(e.Peer.Address))
 		p.RawSetString("asn", lua.LNumber(e.Peer.ASN))
 		p.RawSetString("router_id", lua.LString(e.Peer.RouterID))
 		lv = p
-	case "as_path":
+	case builtASPath:
 		path := e.Attrs().ASPath
 		t := L.CreateTable(len(path), 0)
 		for _, as := range path {
 			t.Append(lua.LNumber(as))
 		}
 		lv = t
-	case "communities":
+	case builtCommunities:
 		lv = stringList(L, e.Attrs().Communities)
-	case "large_communities":
+	case builtLarge:
 		lv = stringList(L, e.Attrs().LargeCommunities)
-	case "extended_communities":
+	case builtExtended:
 		lv = stringList(L, e.Attrs().ExtendedCommunities)
-	case "previous":
-		if v.d.Previous == nil {
-			return lua.LNil
-		}
+	case builtPrevious:
 		lv = x.BestPathEvent(L, v.d.Previous, Delivery{})
-	default:
-		return lua.LNil
 	}
-	if v.cache == nil {
-		v.cache = make(map[string]lua.LValue, 4)
-	}
-	v.cache[key] = lv
+	v.built[slot] = lv
 	return lv
 }
 
@@ -130,8 +158,8 @@ var eventKeys = []string{"type", "seq", "prefix", "family", "withdrawal", "peer"
 
 // eventTable builds the whole table for pairs() and for copies.
 func (x *EventTables) eventTable(L *lua.LState, v *eventView) *lua.LTable {
-	t := L.CreateTable(0, len(eventKeys)+len(v.cache))
-	for k, lv := range v.cache {
+	t := L.CreateTable(0, len(eventKeys)+len(v.own))
+	for k, lv := range v.own {
 		t.RawSetString(k, lv)
 	}
 	for _, k := range eventKeys {
@@ -169,10 +197,10 @@ func (x *EventTables) indexEvent(L *lua.LState) int {
 func (x *EventTables) newIndexEvent(L *lua.LState) int {
 	v := x.viewOf(L, 1)
 	key := L.CheckString(2)
-	if v.cache == nil {
-		v.cache = make(map[string]lua.LValue, 4)
+	if v.own == nil {
+		v.own = make(map[string]lua.LValue, 4)
 	}
-	v.cache[key] = L.Get(3)
+	v.own[key] = L.Get(3)
 	return 0
 }
 

@@ -96,6 +96,7 @@ var descriptions = map[string]string{
 	"b": "edbgpd, no scripts",
 	"c": "edbgpd, 1 script (prefix, AS path, communities)",
 	"d": "edbgpd, 4 such scripts",
+	"w": "edbgpd, 1 script subscribed to the last prefix only: GoBGP's WatchEvent and edbgpd's dispatch, no Lua per event",
 }
 
 func run() int {
@@ -108,7 +109,7 @@ func run() int {
 	flag.IntVar(&o.churnRate, "churn-rate", 10000, "updates per second in the churn test (configuration c)")
 	flag.DurationVar(&o.churnFor, "churn-for", 30*time.Second, "length of the churn test; 0 skips churn and reload")
 	flag.StringVar(&o.jsonOut, "json", "", "also write the results as JSON lines to this file")
-	flag.StringVar(&o.profile, "profile", "", "write a 10 s CPU profile of each edbgpd run (b, c, d) during the load to this folder")
+	flag.StringVar(&o.profile, "profile", "", "write a 10 s CPU profile of each edbgpd run (b, c, d, w) during the load to this folder")
 	flag.Parse()
 
 	fmt.Printf("edbgpd-bench: %d %s prefixes; %s, %d CPUs\n", o.n, map[bool]string{false: "IPv4", true: "IPv6"}[o.v6], runtime.GOOS+"/"+runtime.GOARCH, runtime.NumCPU())

@@ -19,6 +19,17 @@ import (
 	"google.golang.org/grpc/credentials/insecure"
 )
 
+// watchScript takes only the sentinel: GoBGP converts every best path for
+// the watcher and edbgpd filters them in Go, but no Lua runs per event.
+func watchScript(v6 bool) string {
+	return fmt.Sprintf(`local bgp = require("bgp")
+bgp.subscribe { prefixes = { %q }, peer_state = false }
+function on_best_path(ev)
+  if not ev.withdrawal then bgp.log("warn", "bench-loaded") end
+end
+`, sentinel(v6).String())
+}
+
 // benchScript reads prefix, AS path and communities of every best path
 // and counts; it logs markers the bench waits for. Churn updates (AS path
 // 65002 64999) carry their send time in MED; 192.0.2.255/32 asks for the
@@ -110,10 +121,13 @@ func runConfig(name string, tbl *table, o *options) (*result, error) {
 	for i := 1; i <= nScripts; i++ {
 		os.WriteFile(filepath.Join(scripts, fmt.Sprintf("bench%d.lua", i)), []byte(benchScript(len(tbl.prefixes), "v1", 0, o.v6)), 0o644)
 	}
+	if name == "w" {
+		os.WriteFile(filepath.Join(scripts, "watch.lua"), []byte(watchScript(o.v6)), 0o644)
+	}
 	port, apiPort := freePort(), freePort()
 	cfgPath := filepath.Join(dir, "bgp.toml")
 	withScripts := ""
-	if name == "b" || name == "c" || name == "d" {
+	if name == "b" || name == "c" || name == "d" || name == "w" {
 		withScripts = scripts
 	}
 	os.WriteFile(cfgPath, []byte(sutConfig(port, withScripts, o.v6)), 0o644)
@@ -130,14 +144,14 @@ func runConfig(name string, tbl *table, o *options) (*result, error) {
 			return nil, fmt.Errorf("no stock gobgpd (%s): go install github.com/osrg/gobgp/v3/cmd/gobgpd@v3.37.0", o.gobgpd)
 		}
 		cmd = exec.Command(bin, "-f", cfgPath, "--api-hosts", apiAddr, "--pprof-disable", "-l", "warn")
-	case "b", "c", "d":
+	case "b", "c", "d", "w":
 		cmd = exec.Command(o.edbgpd, "-f", cfgPath, "--api-hosts", apiAddr, "-l", "warn")
 		if o.profile != "" {
 			pprofAddr = fmt.Sprintf("127.0.0.1:%d", freePort())
 			cmd.Args = append(cmd.Args, "--pprof-host", pprofAddr)
 		}
 	default:
-		return nil, fmt.Errorf("unknown configuration %q (a, e, b, c, d)", name)
+		return nil, fmt.Errorf("unknown configuration %q (a, e, b, c, d, w)", name)
 	}
 	s := &sut{cmd: cmd, marks: map[string]int{}, seen: map[string]time.Time{}}
 	stderr, _ := cmd.StderrPipe()
@@ -174,8 +188,8 @@ func runConfig(name string, tbl *table, o *options) (*result, error) {
 		go saveProfile(pprofAddr, filepath.Join(o.profile, name+".pprof"))
 	}
 	loaded := func() bool {
-		if nScripts > 0 {
-			return s.marked("bench-loaded", nScripts)
+		if nScripts > 0 || name == "w" {
+			return s.marked("bench-loaded", max(nScripts, 1))
 		}
 		return s.has(sentinel(o.v6))
 	}

@@ -195,8 +195,9 @@ func TestKafkaStream(t *testing.T) {
 
 // TestKafkaBrokerDown: with the broker gone, BGP and the daemon go on,
 // events that cannot be delivered are counted and logged, and delivery
-// resumes when the broker is back. Debian's kcat, an independent client,
-// then reads what arrived.
+// resumes when the broker is back. What was buffered when the broker went
+// is kept and the newest events are dropped (drop-newest). Debian's kcat,
+// an independent client, then reads what arrived.
 func TestKafkaBrokerDown(t *testing.T) {
 	// The same port and data folder: the same broker, restarted.
 	kport, data := bgptest.FreePort(t), t.TempDir()
@@ -212,7 +213,7 @@ func TestKafkaBrokerDown(t *testing.T) {
 
 	r := bgptest.NewRouter(t, 65002, "127.0.0.2", bgptest.Quiet{})
 	port := bgptest.FreePort(t)
-	d, logs := startDaemonLogs(t, edbgpdConfig(port, "", "127.0.0.2")+kafkaSection(broker, "  buffer = 20\n  delivery-timeout = \"1s\"\n"))
+	d, logs := startDaemonLogs(t, edbgpdConfig(port, "", "127.0.0.2")+kafkaSection(broker, "  buffer = 20\n  delivery-timeout = \"60s\"\n"))
 	r.Connect(port)
 	r.WaitEstablished()
 	r.Announce("198.18.0.0/24")
@@ -246,10 +247,17 @@ func TestKafkaBrokerDown(t *testing.T) {
 		}
 		return false
 	}, "delivery to resume once the broker is back\n"+logs.String())
-	lost := stats.Dropped.Load() + stats.Failed.Load()
 	t.Logf("during the outage: %d dropped (buffer full), %d failed (delivery timeout); %d delivered in all", stats.Dropped.Load(), stats.Failed.Load(), stats.Delivered.Load())
-	if lost < 500-20 {
+	if lost := stats.Dropped.Load() + stats.Failed.Load(); lost < 500-20 {
 		t.Errorf("%d events counted as lost, want at least the 480 that did not fit the buffer of 20", lost)
+	}
+	// Drop-newest: the first events of the outage waited in the buffer and
+	// arrived; the last ones were dropped.
+	if !after.has("198.19.0.0/32") {
+		t.Error("the first event of the outage, buffered, did not arrive after it")
+	}
+	if after.has("198.19.1.243/32") {
+		t.Error("the last event of the outage arrived: it should have been dropped")
 	}
 
 	// An independent client: Debian's kcat (librdkafka; its SASL does not

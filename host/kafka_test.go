@@ -2,10 +2,20 @@ package host_test
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
+	"math/big"
+	"net"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -317,4 +327,58 @@ func TestKafkaPeerStatesOnly(t *testing.T) {
 			t.Errorf("a %s message with events = peer-state: %+v", m.msg.Type, m.msg)
 		}
 	}
+}
+
+// TestKafkaTLS: with [edbgpd.kafka.tls], events reach a broker that only
+// speaks TLS, verified against the CA file given.
+func TestKafkaTLS(t *testing.T) {
+	caPEM, serverCert := testCertificates(t)
+	caFile := filepath.Join(t.TempDir(), "ca.pem")
+	os.WriteFile(caFile, caPEM, 0o644)
+	cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "bgp"), kfake.TLS(&tls.Config{Certificates: []tls.Certificate{serverCert}}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cluster.Close)
+	broker := cluster.ListenAddrs()[0]
+	r := bgptest.NewRouter(t, 65002, "127.0.0.2", bgptest.Quiet{})
+	port := bgptest.FreePort(t)
+	startDaemon(t, edbgpdConfig(port, "", "127.0.0.2")+kafkaSection(broker, fmt.Sprintf("  [edbgpd.kafka.tls]\n    enabled = true\n    ca-file = %q\n", caFile)))
+	r.Connect(port)
+	r.WaitEstablished()
+	r.Announce("198.18.0.0/24")
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(caPEM)
+	c := consume(t, "bgp", kgo.SeedBrokers(broker), kgo.DialTLSConfig(&tls.Config{RootCAs: pool}))
+	bgptest.WaitFor(t, 10*time.Second, func() bool { return c.has("198.18.0.0/24") }, "the event over TLS")
+}
+
+// testCertificates makes a CA and a certificate for 127.0.0.1 signed by it.
+func testCertificates(t *testing.T) ([]byte, tls.Certificate) {
+	t.Helper()
+	key := func() *ecdsa.PrivateKey {
+		k, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return k
+	}
+	caKey, serverKey := key(), key()
+	ca := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "edbgpd test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, KeyUsage: x509.KeyUsageCertSign, BasicConstraintsValid: true}
+	caDER, err := x509.CreateCertificate(rand.Reader, ca, ca, &caKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server := &x509.Certificate{SerialNumber: big.NewInt(2), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+		KeyUsage: x509.KeyUsageDigitalSignature}
+	serverDER, err := x509.CreateCertificate(rand.Reader, server, ca, &serverKey.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: caDER}),
+		tls.Certificate{Certificate: [][]byte{serverDER}, PrivateKey: serverKey}
 }

@@ -87,14 +87,13 @@ func (q *eventQueue) push(ev any) {
 		return
 	}
 	wasEmpty := len(q.items) == 0 && len(q.over) == 0
-	now := time.Now()
 	if len(q.items) < q.limit && len(q.over) == 0 {
 		if len(q.items) == 0 {
-			q.itemsAt = now
+			q.itemsAt = time.Now() // the clock only for the oldest
 		}
 		q.items = append(q.items, ev)
 	} else {
-		q.pushOver(ev, now)
+		q.pushOver(ev)
 	}
 	n := len(q.items) + len(q.over) - q.overDead
 	if n > q.maxDepth {
@@ -115,9 +114,9 @@ func (q *eventQueue) push(ev any) {
 }
 
 // pushOver queues ev past the limit. Caller holds mu.
-func (q *eventQueue) pushOver(ev any, now time.Time) {
+func (q *eventQueue) pushOver(ev any) {
 	if len(q.over) == 0 {
-		q.overAt = now
+		q.overAt = time.Now()
 	}
 	if bp, ok := ev.(*luaapi.BestPath); ok {
 		if q.overIdx == nil {

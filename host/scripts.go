@@ -292,34 +292,36 @@ func (m *ScriptSet) publish() {
 // room: GoBGP's watcher queue then takes up the slack, as references to
 // paths GoBGP keeps anyway, and BGP itself goes on.
 func (m *ScriptSet) Dispatch(ev any) {
-	live := *m.live.Load()
-	for {
-		wanted, behind := 0, 0
-		for _, s := range live {
-			if sub := s.sub.Load(); sub != nil && !sub.Match(ev) {
-				continue
-			}
-			wanted++
-			if s.queue.behind() {
-				behind++
-			}
-		}
-		if wanted == 0 || behind < wanted {
-			break
-		}
-		// The timeout covers a script that went away while we waited.
-		select {
-		case <-m.room:
-		case <-time.After(100 * time.Millisecond):
-			live = *m.live.Load()
-		}
-	}
-	for _, s := range live {
+	// Subscriptions are checked once per event; the list stays on the stack.
+	var buf [16]*Script
+	wanted := buf[:0]
+	for _, s := range *m.live.Load() {
 		if sub := s.sub.Load(); sub != nil && !sub.Match(ev) {
 			continue
 		}
+		wanted = append(wanted, s)
+	}
+	for allBehind(wanted) {
+		// A script that goes away closes its queue, which is then not
+		// behind; the timeout only bounds a missed wake-up.
+		select {
+		case <-m.room:
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	for _, s := range wanted {
 		s.queue.push(ev)
 	}
+}
+
+// allBehind reports whether there are scripts and every one is behind.
+func allBehind(scripts []*Script) bool {
+	for _, s := range scripts {
+		if !s.queue.behind() {
+			return false
+		}
+	}
+	return len(scripts) > 0
 }
 
 // Scripts lists every known script (loaded or failed), by name.

@@ -264,7 +264,7 @@ func (d *Daemon) bestCovering(p netip.Prefix, lookup api.TableLookupPrefix_Type)
 
 // Notify implements luaapi.Actions.
 func (d *Daemon) Notify(script string, n luaapi.Notification, done func(luaapi.NotifyResult)) error {
-	return d.notifier.start(n, done)
+	return d.notifier.start(script, n, done)
 }
 
 // Replay implements luaapi.Actions: a walk of the global RIB's best paths.

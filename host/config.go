@@ -36,6 +36,9 @@ type Options struct {
 	Notify     NotifyOptions   `toml:"notify" yaml:"notify"`
 	Throttle   ThrottleOptions `toml:"throttle" yaml:"throttle"`
 	Kafka      KafkaOptions    `toml:"kafka" yaml:"kafka"`
+	Sandbox    SandboxOptions  `toml:"sandbox" yaml:"sandbox"`
+	// Grants: what one script may do beyond Notify and Sandbox, by file name.
+	Grants map[string]Grant `toml:"grants" yaml:"grants"`
 }
 
 // Route is a route the daemon originates from config.
@@ -212,6 +215,9 @@ func (o *Options) validate() error {
 		if _, err := r.path(); err != nil {
 			return fmt.Errorf("routes[%d] (%s): %w", i, r.Prefix, err)
 		}
+	}
+	if err := o.validateGrants(); err != nil {
+		return err
 	}
 	if len(o.Kafka.Brokers) > 0 {
 		if _, err := o.Kafka.kafkaOpts(); err != nil {

@@ -15,10 +15,11 @@ func TestLoadConfig(t *testing.T) {
 		scripts   string
 		routes    int
 		timeout   time.Duration
+		grants    bool // [edbgpd.grants."alerts.lua"] has http-allow and allow
 	}{
-		{"gobgpd.toml", 1, "", 0, time.Second},
-		{"gobgpd.yaml", 1, "/etc/edbgpd/scripts", 1, 250 * time.Millisecond},
-		{"edbgpd.toml", 1, "/etc/edbgpd/scripts", 2, 250 * time.Millisecond},
+		{"gobgpd.toml", 1, "", 0, time.Second, false},
+		{"gobgpd.yaml", 1, "/etc/edbgpd/scripts", 1, 250 * time.Millisecond, true},
+		{"edbgpd.toml", 1, "/etc/edbgpd/scripts", 2, 250 * time.Millisecond, true},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			c, err := host.LoadConfig("testdata/"+tc.file, "toml")
@@ -28,7 +29,9 @@ func TestLoadConfig(t *testing.T) {
 			if len(c.BGP.Neighbors) != tc.neighbors || c.BGP.Global.Config.As != 64512 {
 				t.Errorf("neighbors=%d as=%d", len(c.BGP.Neighbors), c.BGP.Global.Config.As)
 			}
-			if c.Options.Scripts != tc.scripts || len(c.Options.Routes) != tc.routes || c.Options.Limits().CallTimeout != tc.timeout {
+			g := c.Options.Grants["alerts.lua"]
+			if c.Options.Scripts != tc.scripts || len(c.Options.Routes) != tc.routes || c.Options.Limits().CallTimeout != tc.timeout ||
+				(tc.grants && (len(g.HTTPAllow) != 1 || len(g.Allow) != 1)) {
 				t.Errorf("options = %+v", c.Options)
 			}
 		})
@@ -47,6 +50,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"broken-route.toml", []string{"testdata/broken-route.toml", "10.0.0.0/33"}},
 		{"broken-neighbor.toml", []string{"testdata/broken-neighbor.toml"}},
 		{"broken-kafka.toml", []string{"testdata/broken-kafka.toml", "[edbgpd.kafka]", `acks "most"`}},
+		{"broken-grants.toml", []string{"testdata/broken-grants.toml", `[edbgpd.grants."alerts.lua"]`, `http-allow "hooks.example.net/bgp": not an http:// or https:// URL with a host`}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			_, err := host.LoadConfig("testdata/"+tc.file, "toml")

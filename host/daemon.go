@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
@@ -47,9 +48,9 @@ type Daemon struct {
 	routes    *originator
 	conv      *converter
 	watchMu   sync.Mutex
-	stopWatch context.CancelFunc // nil until the watch runs
-	current   *oc.BgpConfigSet   // as applied, edbgpd's policy included
-	options   Options
+	stopWatch context.CancelFunc      // nil until the watch runs
+	current   *oc.BgpConfigSet        // as applied, edbgpd's policy included
+	options   atomic.Pointer[Options] // the [edbgpd] section in force (SIGHUP replaces it)
 
 	announced announcements
 	policyOp  sync.Mutex // one policy change (or config apply) at a time
@@ -76,7 +77,9 @@ func Start(s Settings) (*Daemon, error) {
 	if s.Scripts != "" {
 		cfg.Options.Scripts = s.Scripts
 	}
-	d := &Daemon{settings: s, log: s.Logger, options: cfg.Options, notifier: newNotifier(cfg.Options.Notify)}
+	d := &Daemon{settings: s, log: s.Logger}
+	d.options.Store(&cfg.Options)
+	d.notifier = newNotifier(d.options.Load)
 	d.glog = newGobgpLogger(s.Logger, s.GoBGPLogLevel)
 	opts := []server.ServerOption{server.LoggerOption(d.glog)}
 	if s.APIHosts != "" {
@@ -123,6 +126,7 @@ func Start(s Settings) (*Daemon, error) {
 		d.Throttle = newThrottle(d, cfg.Options.Throttle, wallClock{}, s.Logger)
 		d.Scripts = NewScriptSet(dir, d.Throttle, cfg.Options.Limits(), s.Logger)
 		d.Scripts.SetDataDir(cfg.Options.Data)
+		d.Scripts.SetGrants(func(name string) Grant { return d.options.Load().grantFor(name) })
 	}
 	if !s.NoEvents {
 		// GoBGP turns every best path into protobuf for a watcher, wanted
@@ -140,6 +144,9 @@ func Start(s Settings) (*Daemon, error) {
 			}
 		}
 	}
+	// Allow-lists and grants apply from here on; LoadAll reloads the
+	// scripts whose sandbox changed.
+	d.options.Store(&cfg.Options)
 	if d.Scripts != nil {
 		if err := d.Scripts.LoadAll(); err != nil {
 			return fail(fmt.Errorf("scripts folder: %w", err))
@@ -217,8 +224,10 @@ func (d *Daemon) Reload() error {
 	if d.settings.Scripts != "" {
 		cfg.Options.Scripts = d.settings.Scripts
 	}
-	if cfg.Options.Scripts != d.options.Scripts {
-		d.log.Warn("the scripts folder changes only on restart", "running", d.options.Scripts, "config", cfg.Options.Scripts)
+	running := d.options.Load()
+	if cfg.Options.Scripts != running.Scripts {
+		d.log.Warn("the scripts folder changes only on restart", "running", running.Scripts, "config", cfg.Options.Scripts)
+		cfg.Options.Scripts = running.Scripts
 	}
 	if err := d.applyConfig(cfg); err != nil {
 		return fmt.Errorf("config %s: %w", d.settings.ConfigFile, err)
@@ -226,6 +235,9 @@ func (d *Daemon) Reload() error {
 	if err := d.routes.sync(cfg.Options.Routes); err != nil {
 		return fmt.Errorf("config %s: %w", d.settings.ConfigFile, err)
 	}
+	// Allow-lists and grants apply from here on; LoadAll reloads the
+	// scripts whose sandbox changed.
+	d.options.Store(&cfg.Options)
 	if d.Scripts != nil {
 		if err := d.Scripts.LoadAll(); err != nil {
 			d.log.Error("scripts folder", "err", err)

@@ -8,15 +8,16 @@ import (
 	"io"
 	"net/http"
 	"os/exec"
-	"strings"
+	"slices"
 	"time"
 
 	"github.com/edbgpd/edbgpd/luaapi"
 )
 
-// NotifyOptions allow scripts to reach out: nothing is allowed unless
-// listed. URLs match by prefix ("https://hooks.example.net/" allows every
-// path below it); commands match exactly (absolute paths).
+// NotifyOptions allow every script to reach out: nothing is allowed
+// unless listed here or in the script's [edbgpd.grants."NAME.lua"]. URLs
+// match by scheme, host and path prefix ("https://hooks.example.net/bgp/"
+// allows every path below it); commands match exactly (absolute paths).
 type NotifyOptions struct {
 	HTTPAllow   []string `toml:"http-allow" yaml:"http-allow"`
 	ExecAllow   []string `toml:"exec-allow" yaml:"exec-allow"`
@@ -26,44 +27,62 @@ type NotifyOptions struct {
 
 const maxNotifyOutput = 4096
 
+// maxRedirects bounds the redirects a webhook may answer with; each one
+// must lead to an allowed URL too.
+const maxRedirects = 5
+
 // notifier runs notifications in the background, bounded in number and
-// time, so a slow webhook never stalls a script or BGP.
+// time, so a slow webhook never stalls a script or BGP. Allow-lists and
+// the timeout are read per call from options, so a SIGHUP changes them.
 type notifier struct {
-	opts   NotifyOptions
-	slots  chan struct{}
-	client *http.Client
+	options func() *Options
+	slots   chan struct{}
+	client  *http.Client
 }
 
-func newNotifier(o NotifyOptions) *notifier {
-	if o.Timeout <= 0 {
-		o.Timeout = Duration(5 * time.Second)
-	}
-	if o.MaxInFlight <= 0 {
-		o.MaxInFlight = 16
-	}
-	return &notifier{opts: o, slots: make(chan struct{}, o.MaxInFlight), client: &http.Client{}}
-}
+type grantKey struct{}
 
-func (n *notifier) allowed(x luaapi.Notification) error {
-	if x.URL != "" {
-		for _, p := range n.opts.HTTPAllow {
-			if p != "" && strings.HasPrefix(x.URL, p) {
-				return nil
-			}
+func newNotifier(options func() *Options) *notifier {
+	n := &notifier{options: options}
+	inFlight := options().Notify.MaxInFlight
+	if inFlight <= 0 {
+		inFlight = 16
+	}
+	n.slots = make(chan struct{}, inFlight)
+	n.client = &http.Client{CheckRedirect: func(req *http.Request, via []*http.Request) error {
+		g, _ := req.Context().Value(grantKey{}).(Grant)
+		if len(via) > maxRedirects || !allowedURL(g.HTTPAllow, req.URL.String()) {
+			return http.ErrUseLastResponse // the 3xx is the answer: not ok
 		}
-		return fmt.Errorf("URL %s is not allowed ([edbgpd.notify] http-allow)", x.URL)
+		return nil
+	}}
+	return n
+}
+
+func (n *notifier) timeout() time.Duration {
+	if t := time.Duration(n.options().Notify.Timeout); t > 0 {
+		return t
 	}
-	for _, c := range n.opts.ExecAllow {
-		if c != "" && c == x.Command {
+	return 5 * time.Second
+}
+
+func allowed(g Grant, script string, x luaapi.Notification) error {
+	if x.URL != "" {
+		if allowedURL(g.HTTPAllow, x.URL) {
 			return nil
 		}
+		return fmt.Errorf("URL %s is not allowed ([edbgpd.notify] or [edbgpd.grants.%q] http-allow)", x.URL, script)
 	}
-	return fmt.Errorf("command %s is not allowed ([edbgpd.notify] exec-allow)", x.Command)
+	if x.Command != "" && slices.Contains(g.ExecAllow, x.Command) {
+		return nil
+	}
+	return fmt.Errorf("command %s is not allowed ([edbgpd.notify] or [edbgpd.grants.%q] exec-allow)", x.Command, script)
 }
 
-// start checks and launches x; done is called from another goroutine.
-func (n *notifier) start(x luaapi.Notification, done func(luaapi.NotifyResult)) error {
-	if err := n.allowed(x); err != nil {
+// start checks and launches x for script; done is called from another goroutine.
+func (n *notifier) start(script string, x luaapi.Notification, done func(luaapi.NotifyResult)) error {
+	g := n.options().grantFor(script)
+	if err := allowed(g, script, x); err != nil {
 		return err
 	}
 	select {
@@ -71,15 +90,21 @@ func (n *notifier) start(x luaapi.Notification, done func(luaapi.NotifyResult)) 
 	default:
 		return fmt.Errorf("%d notifications already in flight", cap(n.slots))
 	}
+	timeout := n.timeout()
 	go func() {
 		defer func() { <-n.slots }()
-		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(n.opts.Timeout))
+		ctx, cancel := context.WithTimeout(context.WithValue(context.Background(), grantKey{}, g), timeout)
 		defer cancel()
+		var r luaapi.NotifyResult
 		if x.URL != "" {
-			done(n.post(ctx, x))
+			r = n.post(ctx, x)
 		} else {
-			done(n.run(ctx, x))
+			r = n.run(ctx, x)
 		}
+		if ctx.Err() != nil {
+			r.Error = fmt.Sprintf("timed out after %v", timeout)
+		}
+		done(r)
 	}()
 	return nil
 }
@@ -118,9 +143,6 @@ func (n *notifier) run(ctx context.Context, x luaapi.Notification) luaapi.Notify
 		r.Status, r.Error = ee.ExitCode(), err.Error()
 	case err != nil:
 		r.Status, r.Error = -1, err.Error()
-	}
-	if ctx.Err() != nil {
-		r.Error = fmt.Sprintf("timed out after %v", time.Duration(n.opts.Timeout))
 	}
 	return r
 }

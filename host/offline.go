@@ -95,11 +95,23 @@ type Offline struct {
 	script  *Script
 }
 
-// NewOffline loads the script at path. The clock starts at start.
-func NewOffline(path string, start time.Time, log *slog.Logger) (*Offline, error) {
+// NewOffline loads the script at path. The clock starts at start. opts,
+// if not nil, is the [edbgpd] section of the daemon's config: its limits,
+// sandbox grants and notify allow-lists then apply as in the daemon.
+func NewOffline(path string, start time.Time, opts *Options, log *slog.Logger) (*Offline, error) {
 	o := &Offline{Clock: NewFakeClock(start), Actions: &luaapi.Recorder{}}
-	o.set = NewScriptSet(filepath.Dir(path), o.Actions, DefaultLimits, log)
+	limits := DefaultLimits
+	if opts != nil {
+		limits = opts.Limits()
+		o.Actions.CheckNotify = func(script string, n luaapi.Notification) error {
+			return allowed(opts.grantFor(script), script, n)
+		}
+	}
+	o.set = NewScriptSet(filepath.Dir(path), o.Actions, limits, log)
 	o.set.SetClock(o.Clock)
+	if opts != nil {
+		o.set.SetGrants(opts.grantFor)
+	}
 	name := filepath.Base(path)
 	o.set.sync(name)
 	o.script = o.set.Script(name)

@@ -30,9 +30,45 @@ func TestSandboxRefuses(t *testing.T) {
 		`assert(string.format("%d", 1) == "1" and math.floor(1.5) == 1 and table.concat({"a"}) == "a")`,
 	} {
 		t.Run(code, func(t *testing.T) {
-			L := newSandbox(slog.New(slog.NewTextHandler(io.Discard, nil)), lib)
+			L := newSandbox(slog.New(slog.NewTextHandler(io.Discard, nil)), []string{lib}, nil)
 			defer L.Close()
 			if err := L.DoString(code); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
+
+// TestSandboxGrants: what the config lets in, and only that.
+func TestSandboxGrants(t *testing.T) {
+	dir := t.TempDir()
+	lib := filepath.Join(dir, "lib")
+	shared := filepath.Join(dir, "shared")
+	os.MkdirAll(lib, 0o755)
+	os.MkdirAll(shared, 0o755)
+	os.WriteFile(filepath.Join(lib, "util.lua"), []byte("return {from = 'lib'}"), 0o644)
+	os.WriteFile(filepath.Join(shared, "util.lua"), []byte("return {from = 'shared'}"), 0o644)
+	os.WriteFile(filepath.Join(shared, "extra.lua"), []byte("return {from = 'shared'}"), 0o644)
+	data := filepath.Join(dir, "data.txt")
+	os.WriteFile(data, []byte("hello"), 0o644)
+	for _, tc := range []struct {
+		allow []string
+		dirs  []string
+		code  string
+	}{
+		{nil, []string{lib}, `assert(not pcall(require, "extra"))`},
+		{nil, []string{lib, shared}, `assert(require("extra").from == "shared" and require("util").from == "lib")`},
+		{[]string{"io"}, nil, `local f = assert(io.open("` + data + `")); assert(f:read("*a") == "hello"); f:close()`},
+		{[]string{"io"}, nil, `assert(os.getenv == nil and debug == nil and dofile == nil)`},
+		{[]string{"os"}, nil, `assert(type(os.getenv("PATH")) == "string" and type(os.remove) == "function")`},
+		{[]string{"os"}, nil, `assert(os.exit == nil and io == nil)`},
+		{[]string{"debug"}, nil, `assert(type(debug.traceback) == "function")`},
+		{[]string{"dofile", "loadfile"}, nil, `assert(type(dofile) == "function" and type(loadfile) == "function" and collectgarbage == nil)`},
+	} {
+		t.Run(tc.code, func(t *testing.T) {
+			L := newSandbox(slog.New(slog.NewTextHandler(io.Discard, nil)), tc.dirs, tc.allow)
+			defer L.Close()
+			if err := L.DoString(tc.code); err != nil {
 				t.Fatal(err)
 			}
 		})

@@ -72,7 +72,8 @@ type Script struct {
 	health  *scriptHealth
 
 	clock   Clock
-	dataDir string // where persisted state goes; "" for none
+	dataDir string       // where persisted state goes; "" for none
+	grant   func() Grant // what the sandbox lets in; nil: nothing more
 
 	// Owned by the goroutine:
 	cur       *version
@@ -102,6 +103,7 @@ type control struct {
 type version struct {
 	L        *lua.LState
 	hash     string
+	sandbox  string // Grant.sandboxKey it was built with
 	ctx      context.Context
 	cancel   context.CancelFunc
 	onBest   *lua.LFunction
@@ -258,7 +260,12 @@ func (s *Script) load() error {
 	}
 	sum := sha256.Sum256(src)
 	hash := hex.EncodeToString(sum[:6])
-	if s.cur != nil && s.cur.hash == hash {
+	var grant Grant
+	if s.grant != nil {
+		grant = s.grant()
+	}
+	sandbox := grant.sandboxKey()
+	if s.cur != nil && s.cur.hash == hash && s.cur.sandbox == sandbox {
 		return ErrUnchanged
 	}
 	chunk, err := parse.Parse(bytes.NewReader(src), s.Path)
@@ -270,7 +277,8 @@ func (s *Script) load() error {
 		return fmt.Errorf("compile error: %w", err)
 	}
 	log := s.log.With("version", hash)
-	v := &version{hash: hash, L: newSandbox(log, filepath.Join(filepath.Dir(s.Path), "lib"))}
+	libDirs := append([]string{filepath.Join(filepath.Dir(s.Path), "lib")}, grant.RequirePaths...)
+	v := &version{hash: hash, sandbox: sandbox, L: newSandbox(log, libDirs, grant.Allow)}
 	v.tables = luaapi.NewEventTables(v.L)
 	v.ctx, v.cancel = context.WithCancel(context.Background())
 	v.rt = &runtime{s: s, v: v, timers: make(map[int]*timer)}

@@ -32,6 +32,7 @@ type ScriptSet struct {
 	debounce time.Duration
 	clock    Clock
 	dataDir  string
+	grants   func(name string) Grant // nil: no grants
 
 	syncMu  sync.Mutex // serialises sync of files
 	mu      sync.Mutex
@@ -70,6 +71,10 @@ func NewScriptSet(dir string, actions luaapi.Actions, limits Limits, log *slog.L
 // SetDataDir sets where scripts that ask for it keep bgp.state across
 // restarts. Call before LoadAll.
 func (m *ScriptSet) SetDataDir(dir string) { m.dataDir = dir }
+
+// SetGrants sets where a script's grants come from (the config in force),
+// read at each load. Call before LoadAll.
+func (m *ScriptSet) SetGrants(f func(name string) Grant) { m.grants = f }
 
 // SetClock replaces the wall clock (the offline runner's fake clock).
 // Call before LoadAll.
@@ -248,6 +253,9 @@ func (m *ScriptSet) sync(name string) {
 	}
 	if s == nil {
 		s = newScript(path, name, m.actions, m.limits, m.clock, m.dataDir, m.room, m.log)
+		if m.grants != nil {
+			s.grant = func() Grant { return m.grants(name) }
+		}
 		m.scripts[name] = s
 		m.publish()
 	}

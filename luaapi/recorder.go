@@ -13,6 +13,9 @@ import (
 type Call struct {
 	Action string         `json:"action"`
 	Args   map[string]any `json:"args,omitempty"`
+	// Refused is why the daemon would have refused the call (a
+	// notification off the allow-list); empty when it was taken.
+	Refused string `json:"refused,omitempty"`
 }
 
 // String is the call as one line of JSON, keys in order.
@@ -32,6 +35,9 @@ type Recorder struct {
 	Paths    map[string]*BestPath // prefix -> best path, for BestPath and Lookup
 	// ReceivedPaths answers Received: peer address -> prefix -> path.
 	ReceivedPaths map[string]map[string]*BestPath
+	// CheckNotify, if set, refuses notifications as the daemon's
+	// allow-lists would; nil allows all.
+	CheckNotify func(script string, n Notification) error
 }
 
 // Observe keeps Paths and ReceivedPaths up to date with an event fed to
@@ -191,19 +197,26 @@ func (r *Recorder) Lookup(address string) (*BestPath, error) {
 	return best, nil
 }
 
-// Notify records the notification and reports success at once.
+// Notify records the notification and reports success at once, unless
+// CheckNotify refuses it.
 func (r *Recorder) Notify(script string, n Notification, done func(NotifyResult)) error {
+	action, args := "exec", map[string]any{"command": n.Command}
 	if n.URL != "" {
 		var body any
 		json.Unmarshal(n.Body, &body)
-		r.record("http_post", map[string]any{"url": n.URL, "body": body})
-	} else {
-		args := map[string]any{"command": n.Command}
-		if len(n.Args) > 0 {
-			args["args"] = n.Args
-		}
-		r.record("exec", args)
+		action, args = "http_post", map[string]any{"url": n.URL, "body": body}
+	} else if len(n.Args) > 0 {
+		args["args"] = n.Args
 	}
+	if r.CheckNotify != nil {
+		if err := r.CheckNotify(script, n); err != nil {
+			r.mu.Lock()
+			r.calls = append(r.calls, Call{Action: action, Args: args, Refused: err.Error()})
+			r.mu.Unlock()
+			return err
+		}
+	}
+	r.record(action, args)
 	status := 0
 	if n.URL != "" {
 		status = 200

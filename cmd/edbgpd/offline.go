@@ -20,6 +20,8 @@ type testOptions struct {
 	Expect string  `long:"expect" description:"compare the actions with this file (JSON lines); exit 1 on a difference"`
 	Start  float64 `long:"start" description:"the fake clock's start, Unix seconds" default:"1700000000"`
 	Quiet  bool    `short:"q" long:"quiet" description:"do not print the script's log"`
+	Config string  `short:"f" long:"config-file" description:"the daemon's config file: its [edbgpd] limits, sandbox grants and notify allow-lists apply"`
+	Type   string  `short:"t" long:"config-type" description:"config file format, when the name does not say" default:"toml"`
 	Args   struct {
 		Script string `positional-arg-name:"SCRIPT" required:"yes"`
 		Events string `positional-arg-name:"EVENTS.jsonl"`
@@ -32,7 +34,7 @@ type testOptions struct {
 func runTest(args []string, stdout, stderr io.Writer) int {
 	var o testOptions
 	p := flags.NewParser(&o, flags.Default)
-	p.Usage = "test [--expect FILE] SCRIPT [EVENTS.jsonl]"
+	p.Usage = "test [--expect FILE] [-f CONFIG] SCRIPT [EVENTS.jsonl]"
 	if _, err := p.ParseArgs(args); err != nil {
 		return 2
 	}
@@ -42,7 +44,16 @@ func runTest(args []string, stdout, stderr io.Writer) int {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	start := time.Unix(0, int64(o.Start*1e9))
-	run, err := host.NewOffline(o.Args.Script, start, log)
+	var opts *host.Options
+	if o.Config != "" {
+		cfg, err := host.LoadConfig(o.Config, o.Type)
+		if err != nil {
+			fmt.Fprintln(stderr, "edbgpd test:", err)
+			return 1
+		}
+		opts = &cfg.Options
+	}
+	run, err := host.NewOffline(o.Args.Script, start, opts, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "edbgpd test:", err)
 		return 1

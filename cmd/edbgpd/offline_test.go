@@ -50,6 +50,21 @@ function on_peer_state(ev) bgp.set_export_policy(ev.peer, ev.state) end
 	events := write("ticker.events.jsonl", `{"type":"advance","seconds":150}
 {"type":"peer_state","peer":"192.0.2.2","state":"idle","timestamp":1700000200}
 `)
+	notifier := write("notifier.lua", `local bgp = require("bgp")
+function on_load()
+  bgp.http_post("https://hooks.example.net/bgp/x", {n = 1})
+  bgp.exec("/usr/local/bin/page", {"up"})
+end
+`)
+	reader := write("reader.lua", "local open = io.open\n")
+	config := write("edbgpd.toml", `[global.config]
+  as = 64512
+  router-id = "192.0.2.1"
+[edbgpd.grants."notifier.lua"]
+  http-allow = ["https://hooks.example.net/bgp/"]
+[edbgpd.grants."reader.lua"]
+  allow = ["io"]
+`)
 	for _, tc := range []struct {
 		name   string
 		args   []string
@@ -68,6 +83,18 @@ function on_peer_state(ev) bgp.set_export_policy(ev.peer, ev.state) end
 		{"bad event line", []string{"-q", ticker, write("bad.jsonl", "{\"type\":\"advance\",\"seconds\":1}\n{\"type\":\"best_path\",\"prefix\":\"10.0.0.0/99\"}\n")}, 1,
 			"", "bad.jsonl:2: prefix"},
 		{"script that does not load", []string{"-q", write("broken.lua", "function (")}, 1, "", "did not load"},
+		// With the daemon's config, its grants and allow-lists apply.
+		{"notify without a config", []string{"-q", notifier}, 0,
+			`{"action":"http_post","args":{"body":{"n":1},"url":"https://hooks.example.net/bgp/x"}}
+{"action":"exec","args":{"args":["up"],"command":"/usr/local/bin/page"}}
+`, ""},
+		{"notify with the config", []string{"-q", "-f", config, notifier}, 0,
+			`{"action":"http_post","args":{"body":{"n":1},"url":"https://hooks.example.net/bgp/x"}}
+{"action":"exec","args":{"args":["up"],"command":"/usr/local/bin/page"},"refused":"command /usr/local/bin/page is not allowed ([edbgpd.notify] or [edbgpd.grants.\"notifier.lua\"] exec-allow)"}
+`, ""},
+		{"sandbox without a grant", []string{"-q", reader}, 1, "", "did not load"},
+		{"sandbox with the config's grant", []string{"-q", "-f", config, reader}, 0, "", ""},
+		{"broken config", []string{"-q", "-f", write("broken.toml", "[edbgpd]\n  colour = 1\n"), reader}, 1, "", "broken.toml"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var out, errs bytes.Buffer

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"regexp"
 	"strings"
 	"time"
 
@@ -217,7 +218,11 @@ func (m *Module) Preload(L *lua.LState) {
 	}
 	m.tables = NewEventTables(L)
 	L.PreloadModule("bgp", func(L *lua.LState) int {
-		t := L.SetFuncs(L.NewTable(), m.functions())
+		fns := m.functions()
+		for name, fn := range fns {
+			fns[name] = named(name, fn)
+		}
+		t := L.SetFuncs(L.NewTable(), fns)
 		t.RawSetString("state", m.Options.State)
 		L.Push(t)
 		return 1
@@ -364,4 +369,25 @@ func (m *Module) audit(L *lua.LState, action string, err error, args ...any) {
 		return
 	}
 	m.Log.Info("script action", args...)
+}
+
+var badArgument = regexp.MustCompile(`(?s)^(.*?bad argument #\d+ to )(.*?)( \(.*)$`)
+
+// named makes fn's argument errors name it. gopher-lua takes the name
+// from the call site, which is "(anonymous)" under pcall(bgp.after, ...)
+// and "f" after local f = bgp.after.
+func named(name string, fn lua.LGFunction) lua.LGFunction {
+	return func(L *lua.LState) int {
+		defer func() {
+			if r := recover(); r != nil {
+				if e, ok := r.(*lua.ApiError); ok {
+					if msg, ok := e.Object.(lua.LString); ok {
+						e.Object = lua.LString(badArgument.ReplaceAllString(string(msg), "${1}"+name+"${3}"))
+					}
+				}
+				panic(r)
+			}
+		}()
+		return fn(L)
+	}
 }

@@ -108,6 +108,11 @@ func TestModule(t *testing.T) {
 		{"walk no fn", `bgp.walk{}`, "bgp.walk: fn must be a function", ""},
 		{"walk chunk", `bgp.walk{fn = print, chunk = 0}`, "chunk must be 1-100000", ""},
 		{"format_community range", `bgp.format_community(70000, 1)`, "bad argument #1 to format_community", ""},
+		// The error names the function however it is called.
+		{"error under pcall", `local ok, err = pcall(bgp.after, "x"); error(err)`, "bad argument #1 to after (number expected, got string)", ""},
+		{"error through an alias", `local f = bgp.set_export_policy; f(nil, "full")`, "bad argument #1 to set_export_policy (string expected, got nil)", ""},
+		{"error in a method-style table", `local t = {go = bgp.announce}; t.go({})`, "bad argument #1 to announce", ""},
+		{"other errors untouched", `local ok, err = pcall(bgp.json_decode, "{"); assert(ok and err == nil); error("plain")`, "plain", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			L := lua.NewState()

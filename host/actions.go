@@ -149,8 +149,7 @@ func (d *Daemon) Announce(script string, r luaapi.Route) error {
 		}
 		asPath = append(own, asPath...)
 	}
-	p, err := Route{Prefix: r.Prefix, Nexthop: r.Nexthop, Origin: r.Origin, ASPath: asPath, Communities: r.Communities,
-		LargeCommunities: r.LargeCommunities, MED: r.MED, LocalPref: r.LocalPref}.path()
+	p, err := routeOf(r, asPath).path()
 	if err != nil {
 		return err
 	}
@@ -471,4 +470,38 @@ func (d *Daemon) PreviewExportPolicy(peer, policy string) (add, withdraw []strin
 	slices.Sort(add)
 	slices.Sort(withdraw)
 	return add, withdraw, nil
+}
+
+// The checks below let the throttle refuse at once what the daemon would
+// refuse later (see checker).
+
+func (d *Daemon) checkPolicy(policy string) error { return checkPolicy(d.Server, policy) }
+
+func (d *Daemon) checkPeer(address string) error {
+	found := false
+	err := d.Server.ListPeer(context.Background(), &api.ListPeerRequest{Address: address}, func(*api.Peer) { found = true })
+	if err == nil && !found {
+		err = fmt.Errorf("no neighbor %s", address)
+	}
+	return err
+}
+
+func (d *Daemon) checkRoute(r luaapi.Route) error {
+	_, err := routeOf(r, r.ASPath).path()
+	return err
+}
+
+// routeOf is a script's route in the config's form, with its final AS path.
+func routeOf(r luaapi.Route, asPath []uint32) Route {
+	return Route{Prefix: r.Prefix, Nexthop: r.Nexthop, Origin: r.Origin, ASPath: asPath, Communities: r.Communities,
+		LargeCommunities: r.LargeCommunities, MED: r.MED, LocalPref: r.LocalPref}
+}
+
+func (d *Daemon) checkWithdraw(script, prefix string) error {
+	d.announced.mu.Lock()
+	defer d.announced.mu.Unlock()
+	if _, ok := d.announced.paths[script][prefix]; !ok {
+		return fmt.Errorf("%s was not announced by %s", prefix, script)
+	}
+	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"sort"
+	"strings"
 	"sync"
 
 	api "github.com/osrg/gobgp/v3/api"
@@ -271,19 +272,38 @@ func (e *exportPolicy) namedPolicies(ctx context.Context) (map[string]*api.Polic
 	}
 	named := make(map[string]*api.Policy, len(want))
 	for name := range want {
-		var found *api.Policy
-		err := e.srv.ListPolicy(ctx, &api.ListPolicyRequest{Name: name}, func(p *api.Policy) { found = p })
-		if err != nil || found == nil {
-			return nil, fmt.Errorf("unknown policy %q: want full, default-only, none, or a policy-definition of the config file", name)
-		}
-		for _, st := range found.Statements {
-			if st.Conditions != nil && st.Conditions.NeighborSet != nil {
-				return nil, fmt.Errorf("policy %q: statement %q already matches a neighbor-set, so edbgpd cannot scope it to one peer", name, st.Name)
-			}
+		found, err := namedPolicy(ctx, e.srv, name)
+		if err != nil {
+			return nil, err
 		}
 		named[name] = found
 	}
 	return named, nil
+}
+
+// namedPolicy fetches a policy-definition a script may assign to a peer.
+func namedPolicy(ctx context.Context, srv *server.BgpServer, name string) (*api.Policy, error) {
+	var found *api.Policy
+	err := srv.ListPolicy(ctx, &api.ListPolicyRequest{Name: name}, func(p *api.Policy) { found = p })
+	if err != nil || found == nil || strings.HasPrefix(name, "edbgpd-") {
+		return nil, fmt.Errorf("unknown policy %q: want full, default-only, none, or a policy-definition of the config file", name)
+	}
+	for _, st := range found.Statements {
+		if st.Conditions != nil && st.Conditions.NeighborSet != nil {
+			return nil, fmt.Errorf("policy %q: statement %q already matches a neighbor-set, so edbgpd cannot scope it to one peer", name, st.Name)
+		}
+	}
+	return found, nil
+}
+
+// checkPolicy tells at once whether policy can be assigned, so that a
+// throttled assignment does not fail later, out of the script's sight.
+func checkPolicy(srv *server.BgpServer, policy string) error {
+	if isBuiltin(policy) {
+		return nil
+	}
+	_, err := namedPolicy(context.Background(), srv, policy)
+	return err
 }
 
 // build renders the state as generation gen; nil when no peer is restricted.

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
 	lua "github.com/yuin/gopher-lua"
 
 	"github.com/edbgpd/edbgpd/luaapi"
@@ -112,6 +113,13 @@ func (s *Script) walk(c *walkChunk) {
 func (r *runtime) Subscribe(sub *luaapi.Subscription) error {
 	if r.s.loading != r.v {
 		return errors.New("bgp.subscribe works only while the script loads (at top level or in on_load)")
+	}
+	for f := range sub.Families {
+		// Events name families as GoBGP does; a name it does not know
+		// would match nothing, silently.
+		if _, err := bgp.GetRouteFamily(f); err != nil {
+			return fmt.Errorf("families: unknown family %q (GoBGP's names: ipv4-unicast, ipv6-unicast, l3vpn-ipv4-unicast, ...)", f)
+		}
 	}
 	r.v.sub = sub
 	return nil

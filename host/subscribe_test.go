@@ -1,6 +1,8 @@
 package host_test
 
 import (
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -98,5 +100,36 @@ end
 	bgptest.WaitFor(t, 10*time.Second, func() bool { return strings.Contains(logs.String(), "WALKED") }, "the walk to finish")
 	if !strings.Contains(logs.String(), `"WALKED 2501 2501"`) {
 		t.Errorf("want 2,501 best paths (table and default route):\n%s", logs.String())
+	}
+}
+
+// TestSubscribeFamilies: a family GoBGP does not know would match nothing;
+// it is refused instead.
+func TestSubscribeFamilies(t *testing.T) {
+	for _, tc := range []struct {
+		families string
+		want     string
+	}{
+		{`{"ipv4-unicast", "ipv6-unicast"}`, "true"},
+		{`{"l3vpn-ipv4-unicast"}`, "true"},
+		{`{"ipv4"}`, `unknown family "ipv4"`},
+		{`{"ipv4-unicast", "ipv6"}`, `unknown family "ipv6"`},
+	} {
+		t.Run(tc.families, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "s.lua")
+			os.WriteFile(path, []byte(`local bgp = require("bgp")
+local ok, why = bgp.subscribe{families = `+tc.families+`}
+bgp.set_export_policy("192.0.2.1", tostring(ok or why))
+`), 0o644)
+			run, err := host.NewOffline(path, time.Unix(1700000000, 0), nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			run.Close()
+			calls := run.Actions.Calls()
+			if len(calls) != 1 || !strings.Contains(calls[0].Args["policy"].(string), tc.want) {
+				t.Errorf("calls %v, want a policy with %q", calls, tc.want)
+			}
+		})
 	}
 }

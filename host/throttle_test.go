@@ -1,6 +1,7 @@
 package host
 
 import (
+	"errors"
 	"io"
 	"log/slog"
 	"strings"
@@ -56,5 +57,77 @@ func TestThrottle(t *testing.T) {
 	}
 	if strings.Join(tail, ",") != "withdraw,reset_peer" {
 		t.Errorf("after the intervals: %v, want the withdrawal, then the second reset", tail)
+	}
+}
+
+// checkedRecorder refuses what a daemon with one peer, one named policy
+// and no announcements of its own would refuse.
+type checkedRecorder struct{ *luaapi.Recorder }
+
+func (checkedRecorder) checkPolicy(p string) error {
+	if p == "full" || p == "lab" {
+		return nil
+	}
+	return errors.New("unknown policy " + p)
+}
+func (checkedRecorder) checkPeer(a string) error {
+	if a == "192.0.2.2" {
+		return nil
+	}
+	return errors.New("no neighbor " + a)
+}
+func (checkedRecorder) checkRoute(r luaapi.Route) error {
+	if r.Nexthop == "bad" {
+		return errors.New("bad nexthop")
+	}
+	return nil
+}
+func (checkedRecorder) checkWithdraw(script, prefix string) error {
+	return errors.New(prefix + " was not announced by " + script)
+}
+
+func TestThrottleChecks(t *testing.T) {
+	clock := NewFakeClock(time.Unix(1700000000, 0))
+	rec := checkedRecorder{&luaapi.Recorder{}}
+	th := newThrottle(rec, ThrottleOptions{}, clock, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	var deferred *luaapi.Deferred
+	for _, tc := range []struct {
+		name string
+		do   func() error
+		want string // "" done, "deferred", or the refusal
+	}{
+		{"policy", func() error { return th.SetExportPolicy("192.0.2.2", "full") }, ""},
+		{"policy again: deferred", func() error { return th.SetExportPolicy("192.0.2.2", "lab") }, "deferred"},
+		{"unknown policy: refused at once, though throttled", func() error { return th.SetExportPolicy("192.0.2.2", "nope") }, "unknown policy nope"},
+		{"unknown import policy", func() error { return th.SetImportPolicy("192.0.2.2", "nope") }, "unknown policy nope"},
+		{"reset of no neighbour", func() error { return th.ResetPeer("192.0.2.9", "hard") }, "no neighbor 192.0.2.9"},
+		{"disable of no neighbour", func() error { return th.SetPeerEnabled("192.0.2.9", false) }, "no neighbor 192.0.2.9"},
+		{"bad route", func() error { return th.Announce("s.lua", luaapi.Route{Prefix: "192.0.2.0/24", Nexthop: "bad"}) }, "bad nexthop"},
+		{"withdraw of nothing", func() error { return th.Withdraw("s.lua", "192.0.2.0/24") }, "was not announced"},
+		{"announce", func() error { return th.Announce("s.lua", luaapi.Route{Prefix: "192.0.2.0/24"}) }, ""},
+		{"announce again: deferred", func() error { return th.Announce("s.lua", luaapi.Route{Prefix: "192.0.2.0/24", MED: new(uint32)}) }, "deferred"},
+		{"withdraw replaces the waiting announce", func() error { return th.Withdraw("s.lua", "192.0.2.0/24") }, "deferred"},
+	} {
+		err := tc.do()
+		switch {
+		case tc.want == "" && err != nil, tc.want == "deferred" && !errors.As(err, &deferred),
+			tc.want != "" && tc.want != "deferred" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("%s: %v, want %q", tc.name, err, tc.want)
+		}
+	}
+	if deferred == nil || deferred.In <= 0 || deferred.In > time.Second {
+		t.Errorf("deferred %+v, want the route interval left", deferred)
+	}
+	clock.AdvanceTo(clock.Now().Add(6*time.Second), func() {})
+	var got []string
+	for _, c := range rec.Calls() {
+		got = append(got, c.String())
+	}
+	want := `{"action":"set_export_policy","args":{"peer":"192.0.2.2","policy":"full"}}
+{"action":"announce","args":{"prefix":"192.0.2.0/24"}}
+{"action":"withdraw","args":{"prefix":"192.0.2.0/24"}}
+{"action":"set_export_policy","args":{"peer":"192.0.2.2","policy":"lab"}}`
+	if strings.Join(got, "\n") != want {
+		t.Errorf("done:\n%s\nwant\n%s", strings.Join(got, "\n"), want)
 	}
 }

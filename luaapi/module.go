@@ -2,6 +2,7 @@ package luaapi
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"regexp"
@@ -90,6 +91,12 @@ type Notification struct {
 	Args    []string // its arguments
 	Body    []byte   // JSON body of the POST, or the command's standard input
 }
+
+// Deferred is what an action returns when it was taken but will be done
+// later (throttled): the script sees success, the audit log says when.
+type Deferred struct{ In time.Duration }
+
+func (d *Deferred) Error() string { return fmt.Sprintf("deferred %v (throttled)", d.In) }
 
 // NotifyResult is what a notification's callback receives.
 type NotifyResult struct {
@@ -237,7 +244,18 @@ func fail(L *lua.LState, err error) int {
 }
 
 // where names the script line that called a bound function, for logs.
+// where is the script line that called the bound function: the nearest
+// Lua frame, so a call through pcall names the line of the pcall.
 func where(L *lua.LState) string {
+	for level := 1; level < 16; level++ {
+		dbg, ok := L.GetStack(level)
+		if !ok {
+			break
+		}
+		if _, err := L.GetInfo("Sl", dbg, lua.LNil); err == nil && dbg.CurrentLine > 0 {
+			return fmt.Sprintf("%s:%d", dbg.Source, dbg.CurrentLine)
+		}
+	}
 	return strings.TrimSuffix(L.Where(1), ":")
 }
 
@@ -306,11 +324,7 @@ func (m *Module) setExportPolicy(L *lua.LState) int {
 	}
 	err := m.Actions.SetExportPolicy(peer, policy)
 	m.audit(L, "set_export_policy", err, "peer", peer, "policy", policy)
-	if err != nil {
-		return fail(L, err)
-	}
-	L.Push(lua.LTrue)
-	return 1
+	return result(L, err)
 }
 
 // bgp.preview_export_policy(peer, policy) -> {add = {...}, withdraw = {...}}
@@ -350,11 +364,7 @@ func (m *Module) setDefaultExportPolicy(L *lua.LState) int {
 	}
 	err := m.Actions.SetDefaultExportPolicy(policy)
 	m.audit(L, "set_default_export_policy", err, "policy", policy)
-	if err != nil {
-		return fail(L, err)
-	}
-	L.Push(lua.LTrue)
-	return 1
+	return result(L, err)
 }
 
 // audit logs every action a script takes with its outcome and the event
@@ -363,6 +373,11 @@ func (m *Module) audit(L *lua.LState, action string, err error, args ...any) {
 	args = append(args, "action", action, "at", where(L))
 	if m.cause != 0 {
 		args = append(args, "event_seq", m.cause)
+	}
+	var later *Deferred
+	if errors.As(err, &later) {
+		m.Log.Info("script action deferred (throttled)", append(args, "in", later.In.Round(time.Millisecond))...)
+		return
 	}
 	if err != nil {
 		m.Log.Warn("script action failed", append(args, "err", err)...)

@@ -108,6 +108,14 @@ func TestModule(t *testing.T) {
 		{"walk no fn", `bgp.walk{}`, "bgp.walk: fn must be a function", ""},
 		{"walk chunk", `bgp.walk{fn = print, chunk = 0}`, "chunk must be 1-100000", ""},
 		{"format_community range", `bgp.format_community(70000, 1)`, "bad argument #1 to format_community", ""},
+		// A list argument given as a table with other keys is refused,
+		// not read as an empty list (a subscription to everything).
+		{"subscribe prefixes not a list", `bgp.subscribe{prefixes = {p = "10.0.0.0/8"}}`, "bgp.subscribe: prefixes must be a list of strings", ""},
+		{"subscribe prefixes with a hole", `bgp.subscribe{prefixes = {"10.0.0.0/8", x = 1}}`, "must be a list of strings", ""},
+		{"announce communities not a list", `bgp.announce{prefix = "10.0.0.0/8", communities = {c = "65000:1"}}`, "bgp.announce: communities must be a list of strings", ""},
+		{"announce as_path not a list", `bgp.announce{prefix = "10.0.0.0/8", as_path = {first = 65001}}`, "as_path must be a list of AS numbers", ""},
+		{"exec args not a list", `bgp.exec("/bin/echo", {flag = "-n"})`, "bad argument #2 to exec (bgp.exec: arguments must be a list of strings)", ""},
+		{"defined_set_add entries not a list", `bgp.defined_set_add("prefix", "s", {a = "10.0.0.0/8"})`, "bgp.defined_set_add: entries must be a list of strings", ""},
 		// The error names the function however it is called.
 		{"error under pcall", `local ok, err = pcall(bgp.after, "x"); error(err)`, "bad argument #1 to after (number expected, got string)", ""},
 		{"error through an alias", `local f = bgp.set_export_policy; f(nil, "full")`, "bad argument #1 to set_export_policy (string expected, got nil)", ""},

@@ -23,6 +23,9 @@ func (m *Module) exec(L *lua.LState) int {
 	cmd := L.CheckString(1)
 	var args []string
 	if t, ok := L.Get(2).(*lua.LTable); ok {
+		if !isList(t) {
+			L.ArgError(2, "bgp.exec: arguments must be a list of strings")
+		}
 		for i := 1; i <= t.Len(); i++ {
 			s, isStr := t.RawGetInt(i).(lua.LString)
 			if !isStr {

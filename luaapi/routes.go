@@ -1,6 +1,7 @@
 package luaapi
 
 import (
+	"errors"
 	"fmt"
 
 	lua "github.com/yuin/gopher-lua"
@@ -41,7 +42,7 @@ func optStrings(L *lua.LState, t *lua.LTable, key, fn string) []string {
 	}
 	l, ok := v.(*lua.LTable)
 	var out []string
-	if ok {
+	if ok = ok && isList(l); ok {
 		for i := 1; i <= l.Len(); i++ {
 			s, isStr := l.RawGetInt(i).(lua.LString)
 			if !isStr {
@@ -64,7 +65,7 @@ func optASNs(L *lua.LState, t *lua.LTable, key, fn string) []uint32 {
 	}
 	l, ok := v.(*lua.LTable)
 	var out []uint32
-	if ok {
+	if ok = ok && isList(l); ok {
 		for i := 1; i <= l.Len(); i++ {
 			n, isNum := l.RawGetInt(i).(lua.LNumber)
 			if !isNum || float64(n) < 1 || float64(n) > 0xffffffff || float64(n) != float64(uint32(n)) {
@@ -215,8 +216,11 @@ func checkAddress(L *lua.LState, n int, fn string) string {
 }
 
 // result pushes true, or nil and the reason.
+// result answers an action: true when it was done or deferred (a
+// throttled action is taken), nil and the reason when it was refused.
 func result(L *lua.LState, err error) int {
-	if err != nil {
+	var later *Deferred
+	if err != nil && !errors.As(err, &later) {
 		return fail(L, err)
 	}
 	L.Push(lua.LTrue)

@@ -27,6 +27,9 @@ func (m *Module) definedSet(L *lua.LState, op string) int {
 		L.ArgError(2, fn+": name must not be empty nor start with edbgpd- (edbgpd's own sets)")
 	}
 	t := L.CheckTable(3)
+	if !isList(t) {
+		L.ArgError(3, fn+": entries must be a list of strings")
+	}
 	var entries []string
 	for i := 1; i <= t.Len(); i++ {
 		s, ok := t.RawGetInt(i).(lua.LString)

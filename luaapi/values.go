@@ -71,6 +71,9 @@ func toGo(v lua.LValue, depth int) (any, error) {
 	return nil, fmt.Errorf("cannot convert a %s", v.Type())
 }
 
+// isList tells whether t has keys 1..n only: {"a", "b"}, not {x = "a"}.
+func isList(t *lua.LTable) bool { return countKeys(t) == t.Len() }
+
 func countKeys(t *lua.LTable) int {
 	n := 0
 	t.ForEach(func(lua.LValue, lua.LValue) { n++ })

@@ -1,6 +1,7 @@
 -- critical_routes.lua: notify a webhook when the default route or a
 -- critical prefix loses its best path or changes nexthop.
--- The URL must be allowed in the config: [edbgpd.notify] http-allow.
+-- The URL must be allowed in the config: [edbgpd.grants."critical_routes.lua"]
+-- (or [edbgpd.notify]) http-allow = ["https://hooks.example.net/bgp"].
 local bgp = require("bgp")
 
 local WEBHOOK = "https://hooks.example.net/bgp"

@@ -1,7 +1,8 @@
 -- neighbour_watch.lua: alert when prefixes originated by a neighbour
 -- network (WATCH_ASN) appear, disappear, or change their AS path.
 -- Alerts go to the log and to a webhook (allow ALERT_URL in the config:
--- [edbgpd.notify] http-allow; set it to nil for the log only).
+-- [edbgpd.grants."neighbour_watch.lua"] or [edbgpd.notify] http-allow;
+-- set it to nil for the log only).
 local bgp = require("bgp")
 
 local WATCH_ASN = 64512

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/edbgpd/edbgpd/luaapi"
 )
 
 func TestAllowedURL(t *testing.T) {
@@ -94,5 +96,34 @@ func TestGrantFor(t *testing.T) {
 	// grantFor must not let one script's grant leak into the shared lists.
 	if len(o.Notify.HTTPAllow) != 1 || len(o.grantFor("b.lua").HTTPAllow) != 1 {
 		t.Errorf("shared list changed: %v", o.Notify.HTTPAllow)
+	}
+}
+
+func TestAllowedNotification(t *testing.T) {
+	o := Options{
+		Notify: NotifyOptions{ExecAllow: []string{"/usr/local/bin/page"}},
+		Grants: map[string]Grant{"a.lua": {ExecAllow: []string{"/usr/bin/logger"}, HTTPAllow: []string{"https://a.example/"}}},
+	}
+	for _, tc := range []struct {
+		script string
+		n      luaapi.Notification
+		ok     bool
+	}{
+		{"a.lua", luaapi.Notification{Command: "/usr/local/bin/page"}, true},
+		{"b.lua", luaapi.Notification{Command: "/usr/local/bin/page"}, true},
+		{"a.lua", luaapi.Notification{Command: "/usr/bin/logger"}, true},
+		{"b.lua", luaapi.Notification{Command: "/usr/bin/logger"}, false},
+		{"a.lua", luaapi.Notification{Command: "logger"}, false}, // exact paths only
+		{"a.lua", luaapi.Notification{Command: ""}, false},
+		{"a.lua", luaapi.Notification{URL: "https://a.example/x"}, true},
+		{"b.lua", luaapi.Notification{URL: "https://a.example/x"}, false},
+	} {
+		err := allowed(o.grantFor(tc.script), tc.script, tc.n)
+		if (err == nil) != tc.ok {
+			t.Errorf("%s %+v: %v, want allowed %v", tc.script, tc.n, err, tc.ok)
+		}
+		if err != nil && !strings.Contains(err.Error(), `[edbgpd.grants."`+tc.script+`"]`) {
+			t.Errorf("%s: %v does not say where to allow it", tc.script, err)
+		}
 	}
 }

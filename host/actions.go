@@ -106,6 +106,7 @@ func (d *Daemon) peerStatus(p *api.Peer) luaapi.PeerStatus {
 		st.Uptime = time.Since(up.AsTime()).Seconds()
 	}
 	st.ExportPolicy = d.policy.PeerPolicy(st.Address)
+	st.ImportPolicy = d.imports.PeerPolicy(st.Address)
 	return st
 }
 

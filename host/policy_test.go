@@ -184,6 +184,11 @@ func TestImportPolicy(t *testing.T) {
 			}
 			bgptest.WaitFor(t, 5*time.Second, func() bool { return slices.Equal(accepted(), tc.want) },
 				fmt.Sprintf("edbgpd to accept %v from the peer", tc.want))
+			if p, err := d.Peer("127.0.0.2"); err != nil {
+				t.Error(err)
+			} else if p.ImportPolicy != tc.policy || p.ExportPolicy != "full" {
+				t.Errorf("peer shows import %q export %q, want %q and full", p.ImportPolicy, p.ExportPolicy, tc.policy)
+			}
 		})
 	}
 	// Scripts steer GoBGP's own policy engine through its defined sets.

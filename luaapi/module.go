@@ -27,6 +27,7 @@ type PeerStatus struct {
 	RouterID     string
 	State        string
 	ExportPolicy string // as scripts set it (or the default they set)
+	ImportPolicy string // as scripts set it; "full" when none did
 	Description  string
 	AdminDown    bool
 	Received     uint64 // prefixes received, all families
@@ -281,7 +282,7 @@ func (m *Module) logFn(L *lua.LState) int {
 	return 0
 }
 
-// bgp.peers() -> list of {address, asn, router_id, state, export_policy, description}
+// bgp.peers() -> list of {address, asn, router_id, state, export_policy, import_policy, description, ...}
 func (m *Module) peers(L *lua.LState) int {
 	ps, err := m.Actions.Peers()
 	if err != nil {
@@ -303,6 +304,7 @@ func peerTable(L *lua.LState, p *PeerStatus) *lua.LTable {
 	e.RawSetString("state", lua.LString(p.State))
 	e.RawSetString("admin_down", lua.LBool(p.AdminDown))
 	e.RawSetString("export_policy", lua.LString(p.ExportPolicy))
+	e.RawSetString("import_policy", lua.LString(p.ImportPolicy))
 	e.RawSetString("description", lua.LString(p.Description))
 	e.RawSetString("received", lua.LNumber(p.Received))
 	e.RawSetString("accepted", lua.LNumber(p.Accepted))

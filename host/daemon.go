@@ -144,9 +144,6 @@ func Start(s Settings) (*Daemon, error) {
 			}
 		}
 	}
-	// Allow-lists and grants apply from here on; LoadAll reloads the
-	// scripts whose sandbox changed.
-	d.options.Store(&cfg.Options)
 	if d.Scripts != nil {
 		if err := d.Scripts.LoadAll(); err != nil {
 			return fail(fmt.Errorf("scripts folder: %w", err))

@@ -101,7 +101,7 @@ func (n *notifier) start(script string, x luaapi.Notification, done func(luaapi.
 		} else {
 			r = n.run(ctx, x)
 		}
-		if ctx.Err() != nil {
+		if ctx.Err() != nil && !r.OK {
 			r.Error = fmt.Sprintf("timed out after %v", timeout)
 		}
 		done(r)

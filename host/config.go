@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -31,12 +32,17 @@ type Options struct {
 	MaxEntries int `toml:"max-table-entries" yaml:"max-table-entries"`
 	// QueueLimit: events a script may have queued in order before its best
 	// paths are coalesced per prefix (0: the default, 16384).
-	QueueLimit int             `toml:"queue-limit" yaml:"queue-limit"`
-	Routes     []Route         `toml:"routes" yaml:"routes"`
-	Notify     NotifyOptions   `toml:"notify" yaml:"notify"`
-	Throttle   ThrottleOptions `toml:"throttle" yaml:"throttle"`
-	Kafka      KafkaOptions    `toml:"kafka" yaml:"kafka"`
-	Sandbox    SandboxOptions  `toml:"sandbox" yaml:"sandbox"`
+	QueueLimit int `toml:"queue-limit" yaml:"queue-limit"`
+	// DefaultExportPolicy is what every peer is sent until a script says
+	// otherwise (full, default-only, none or a policy-definition): with
+	// "default-only", a script that fails to load cannot leave peers on
+	// the full table.
+	DefaultExportPolicy string          `toml:"default-export-policy" yaml:"default-export-policy"`
+	Routes              []Route         `toml:"routes" yaml:"routes"`
+	Notify              NotifyOptions   `toml:"notify" yaml:"notify"`
+	Throttle            ThrottleOptions `toml:"throttle" yaml:"throttle"`
+	Kafka               KafkaOptions    `toml:"kafka" yaml:"kafka"`
+	Sandbox             SandboxOptions  `toml:"sandbox" yaml:"sandbox"`
 	// Grants: what one script may do beyond Notify and Sandbox, by file name.
 	Grants map[string]Grant `toml:"grants" yaml:"grants"`
 }
@@ -159,6 +165,10 @@ func LoadConfig(path, typ string) (*Config, error) {
 	c.BGP, err = config.ReadConfigFile(tmp.Name(), typ)
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %s", path, strings.ReplaceAll(err.Error(), tmp.Name(), path))
+	}
+	if p := c.Options.DefaultExportPolicy; p != "" && !isBuiltin(p) &&
+		!slices.ContainsFunc(c.BGP.PolicyDefinitions, func(d oc.PolicyDefinition) bool { return d.Name == p }) {
+		return nil, fmt.Errorf("config %s: [edbgpd] default-export-policy %q: want full, default-only, none or a policy-definition of this file", path, p)
 	}
 	return c, nil
 }

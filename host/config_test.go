@@ -51,6 +51,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"broken-neighbor.toml", []string{"testdata/broken-neighbor.toml"}},
 		{"broken-kafka.toml", []string{"testdata/broken-kafka.toml", "[edbgpd.kafka]", `acks "most"`}},
 		{"broken-grants.toml", []string{"testdata/broken-grants.toml", `[edbgpd.grants."alerts.lua"]`, `http-allow "hooks.example.net/bgp": not an http:// or https:// URL with a host`}},
+		{"broken-default-policy.toml", []string{"testdata/broken-default-policy.toml", `default-export-policy "gold"`}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
 			_, err := host.LoadConfig("testdata/"+tc.file, "toml")

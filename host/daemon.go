@@ -16,6 +16,8 @@ import (
 	gobgplog "github.com/osrg/gobgp/v3/pkg/log"
 	"github.com/osrg/gobgp/v3/pkg/server"
 	"google.golang.org/grpc"
+
+	"github.com/edbgpd/edbgpd/luaapi"
 )
 
 // Settings are what the command line tells the daemon.
@@ -110,6 +112,13 @@ func Start(s Settings) (*Daemon, error) {
 	}
 	if err != nil {
 		return fail(err)
+	}
+	// The config's default export policy holds before any session can
+	// come up; scripts loaded next may change it.
+	if p := cfg.Options.DefaultExportPolicy; p != "" {
+		if err := d.policy.SetDefault(p); err != nil {
+			return fail(fmt.Errorf("[edbgpd] default-export-policy: %w", err))
+		}
 	}
 	if s.RecordFile != "" {
 		if d.record, err = newEventLog(s.RecordFile, s.Logger); err != nil {
@@ -231,6 +240,16 @@ func (d *Daemon) Reload() error {
 	}
 	if err := d.routes.sync(cfg.Options.Routes); err != nil {
 		return fmt.Errorf("config %s: %w", d.settings.ConfigFile, err)
+	}
+	if p := cfg.Options.DefaultExportPolicy; p != running.DefaultExportPolicy {
+		// The operator changed it: that wins over what scripts set.
+		if p == "" {
+			p = luaapi.PolicyFull
+		}
+		if err := d.SetDefaultExportPolicy(p); err != nil {
+			return fmt.Errorf("config %s: [edbgpd] default-export-policy: %w", d.settings.ConfigFile, err)
+		}
+		d.log.Info("default export policy set from the config", "policy", p)
 	}
 	// Allow-lists and grants apply from here on; LoadAll reloads the
 	// scripts whose sandbox changed.

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -263,5 +264,51 @@ func TestWithdrawWithoutReset(t *testing.T) {
 	bgptest.WaitFor(t, 5*time.Second, func() bool { return len(customer.Received()) == table+1 }, "the full table back at the customer")
 	if customerNotes.Count() != 0 {
 		t.Error("the customer's session was reset")
+	}
+}
+
+// TestDefaultExportPolicyFromConfig: [edbgpd] default-export-policy holds
+// from the first session on, with no script at all, and a SIGHUP that
+// changes it takes effect at once.
+func TestDefaultExportPolicyFromConfig(t *testing.T) {
+	const table = 30
+	port := bgptest.FreePort(t)
+	scripts := t.TempDir()
+	config := func(policy string) string {
+		c := edbgpdConfig(port, scripts, "127.0.0.2") + labPolicy
+		if policy != "" {
+			c = strings.Replace(c, "[edbgpd]\n", "[edbgpd]\n  default-export-policy = \""+policy+"\"\n", 1)
+		}
+		return c
+	}
+	r := bgptest.NewRouter(t, 65002, "127.0.0.2", bgptest.Quiet{})
+	d, path := startDaemonLogged(t, config("default-only"), testLogger(t))
+	addTable(t, d, table)
+	r.Connect(port)
+	r.WaitEstablished()
+	expectDefaultOnly(t, r)
+
+	for _, tc := range []struct {
+		policy string // in the config; "" for none
+		want   []string
+	}{
+		{"", nil}, // no default from the config: the full table
+		{"lab-only", []string{"172.16.1.0/24"}},
+	} {
+		os.WriteFile(path, []byte(config(tc.policy)), 0o644)
+		if err := d.Reload(); err != nil {
+			t.Fatal(err)
+		}
+		bgptest.WaitFor(t, 20*time.Second, func() bool {
+			got := r.Received()
+			if tc.want == nil {
+				return len(got) == table+1
+			}
+			return len(got) == len(tc.want) && got[tc.want[0]]
+		}, fmt.Sprintf("default-export-policy %q at the router", tc.policy))
+	}
+	os.WriteFile(path, []byte(config("gold")), 0o644)
+	if err := d.Reload(); err == nil || !strings.Contains(err.Error(), `default-export-policy "gold"`) {
+		t.Errorf("SIGHUP with an unknown default policy: %v", err)
 	}
 }

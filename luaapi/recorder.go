@@ -31,24 +31,44 @@ type Recorder struct {
 	mu    sync.Mutex
 	calls []Call
 
-	PeerList []PeerStatus         // answers Peers and Peer
+	// PeerList answers Peers and Peer; Observe adds the peers of
+	// peer-state events and keeps their state, and the policies scripts
+	// set show in it.
+	PeerList []PeerStatus
 	Paths    map[string]*BestPath // prefix -> best path, for BestPath and Lookup
 	// ReceivedPaths answers Received: peer address -> prefix -> path.
 	ReceivedPaths map[string]map[string]*BestPath
 	// CheckNotify, if set, refuses notifications as the daemon's
 	// allow-lists would; nil allows all.
 	CheckNotify func(script string, n Notification) error
+
+	defaultExport string          // as set by SetDefaultExportPolicy; "" for full
+	exportSet     map[string]bool // peers whose export policy a script set
 }
 
 // Observe keeps Paths and ReceivedPaths up to date with an event fed to
 // a script, so queries answer as the daemon would have.
 func (r *Recorder) Observe(ev any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if ps, ok := ev.(*PeerState); ok {
+		p := r.peer(ps.Peer.Address, true)
+		if ps.Peer.ASN != 0 {
+			p.ASN = ps.Peer.ASN
+		}
+		if ps.Peer.RouterID != "" {
+			p.RouterID = ps.Peer.RouterID
+		}
+		if p.State == "established" && ps.State != "established" {
+			p.Flaps++
+		}
+		p.State = ps.State
+		return
+	}
 	e, ok := ev.(*BestPath)
 	if !ok {
 		return
 	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
 	if r.Paths == nil {
 		r.Paths = make(map[string]*BestPath)
 	}
@@ -94,27 +114,81 @@ func (r *Recorder) record(action string, args map[string]any) {
 	r.calls = append(r.calls, Call{Action: action, Args: args})
 }
 
+// peer finds (or, with add, adds) a peer of PeerList. Caller holds mu.
+func (r *Recorder) peer(address string, add bool) *PeerStatus {
+	for i := range r.PeerList {
+		if r.PeerList[i].Address == address {
+			return &r.PeerList[i]
+		}
+	}
+	if !add {
+		return nil
+	}
+	export := r.defaultExport
+	if export == "" {
+		export = PolicyFull
+	}
+	r.PeerList = append(r.PeerList, PeerStatus{Address: address, ExportPolicy: export, ImportPolicy: PolicyFull})
+	return &r.PeerList[len(r.PeerList)-1]
+}
+
 func (r *Recorder) SetExportPolicy(peer, policy string) error {
 	r.record("set_export_policy", map[string]any{"peer": peer, "policy": policy})
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.exportSet == nil {
+		r.exportSet = make(map[string]bool)
+	}
+	r.exportSet[peer] = true
+	if p := r.peer(peer, false); p != nil {
+		p.ExportPolicy = policy
+	}
 	return nil
 }
 
 func (r *Recorder) SetImportPolicy(peer, policy string) error {
 	r.record("set_import_policy", map[string]any{"peer": peer, "policy": policy})
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if p := r.peer(peer, false); p != nil {
+		p.ImportPolicy = policy
+	}
 	return nil
 }
 
 func (r *Recorder) SetDefaultExportPolicy(policy string) error {
 	r.record("set_default_export_policy", map[string]any{"policy": policy})
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.defaultExport = policy
+	for i := range r.PeerList {
+		if !r.exportSet[r.PeerList[i].Address] {
+			r.PeerList[i].ExportPolicy = policy
+		}
+	}
 	return nil
 }
 
-func (r *Recorder) Peers() ([]PeerStatus, error) { return r.PeerList, nil }
+// Peers answers from PeerList, with the prefixes received counted from
+// the best paths seen.
+func (r *Recorder) Peers() ([]PeerStatus, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]PeerStatus, len(r.PeerList))
+	for i, p := range r.PeerList {
+		if n := uint64(len(r.ReceivedPaths[p.Address])); n > p.Received {
+			p.Received, p.Accepted = n, n
+		}
+		out[i] = p
+	}
+	return out, nil
+}
 
 func (r *Recorder) Peer(address string) (*PeerStatus, error) {
-	for i := range r.PeerList {
-		if r.PeerList[i].Address == address {
-			return &r.PeerList[i], nil
+	peers, _ := r.Peers()
+	for i := range peers {
+		if peers[i].Address == address {
+			return &peers[i], nil
 		}
 	}
 	return nil, fmt.Errorf("no neighbor %s", address)

@@ -57,6 +57,21 @@ function on_load()
 end
 `)
 	reader := write("reader.lua", "local open = io.open\n")
+	peers := write("peers.lua", `local bgp = require("bgp")
+function on_load() bgp.set_default_export_policy("default-only") end
+function on_peer_state(ev)
+  if ev.state == "established" then return end
+  local p = bgp.peer(ev.peer)
+  bgp.log("info", "PEERS", #bgp.peers(), bgp.peer("192.0.2.99"))
+  bgp.set_export_policy(ev.peer, string.format("%s asn=%d flaps=%d received=%d export=%s", p.state, p.asn, p.flaps, p.received, p.export_policy))
+end
+`)
+	peerEvents := write("peers.events.jsonl", `{"type":"peer_state","peer":"192.0.2.2","asn":65002,"state":"established"}
+{"type":"best_path","prefix":"10.0.0.0/8","peer":{"address":"192.0.2.2","asn":65002},"nexthop":"192.0.2.2"}
+{"type":"best_path","prefix":"10.1.0.0/16","peer":{"address":"192.0.2.2","asn":65002},"nexthop":"192.0.2.2"}
+{"type":"best_path","prefix":"10.1.0.0/16","withdrawal":true,"peer":{"address":"192.0.2.2","asn":65002}}
+{"type":"peer_state","peer":"192.0.2.2","asn":65002,"state":"idle","old_state":"established"}
+`)
 	config := write("edbgpd.toml", `[global.config]
   as = 64512
   router-id = "192.0.2.1"
@@ -92,6 +107,11 @@ end
 			`{"action":"http_post","args":{"body":{"n":1},"url":"https://hooks.example.net/bgp/x"}}
 {"action":"exec","args":{"args":["up"],"command":"/usr/local/bin/page"},"refused":"command /usr/local/bin/page is not allowed ([edbgpd.notify] or [edbgpd.grants.\"notifier.lua\"] exec-allow)"}
 `, ""},
+		// Peer queries answer from the peer-state events and the policies set.
+		{"peers from events", []string{peers, peerEvents}, 0,
+			`{"action":"set_default_export_policy","args":{"policy":"default-only"}}
+{"action":"set_export_policy","args":{"peer":"192.0.2.2","policy":"idle asn=65002 flaps=1 received=1 export=default-only"}}
+`, `"PEERS 1 nil no neighbor 192.0.2.99"`},
 		{"sandbox without a grant", []string{"-q", reader}, 1, "", "did not load"},
 		{"sandbox with the config's grant", []string{"-q", "-f", config, reader}, 0, "", ""},
 		{"broken config", []string{"-q", "-f", write("broken.toml", "[edbgpd]\n  colour = 1\n"), reader}, 1, "", "broken.toml"},

@@ -380,7 +380,7 @@ func (d *Daemon) RIBPrefixes(family string) ([]string, error) {
 	var out []string
 	err = d.Server.ListPath(context.Background(), &api.ListPathRequest{
 		TableType: api.TableType_GLOBAL, Family: &api.Family{Afi: api.Family_Afi(afi), Safi: api.Family_Safi(safi)},
-		SortType: api.ListPathRequest_PREFIX, EnableOnlyBinary: true,
+		EnableOnlyBinary: true, // GoBGP as a library ignores SortType
 	}, func(dst *api.Destination) { out = append(out, dst.Prefix) })
 	return out, err
 }

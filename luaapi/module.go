@@ -70,7 +70,8 @@ type Actions interface {
 	// PreviewExportPolicy tells what setting peer's export policy would
 	// add to and withdraw from what the peer is sent, without doing it.
 	PreviewExportPolicy(peer, policy string) (add, withdraw []string, err error)
-	// RIBPrefixes lists the prefixes with a best path in family, sorted.
+	// RIBPrefixes lists the prefixes with a best path in family, in the
+	// RIB's order.
 	RIBPrefixes(family string) ([]string, error)
 	// BestPaths returns the best paths of these exact prefixes (those that
 	// still have one).

@@ -207,3 +207,41 @@ end`)
 		t.Errorf("version %q; log:\n%s", s.Version(), e.logs.String())
 	}
 }
+
+// TestQuarantine: a script failing on every event is unloaded after
+// quarantine-after failures in a row and stays out, SIGHUP (a rescan of
+// the folder) included, until its file is saved again.
+func TestQuarantine(t *testing.T) {
+	limits := host.DefaultLimits
+	limits.QuarantineAfter = 3
+	e := newScriptEnv(t, limits)
+	src := `local bgp = require("bgp")
+function on_best_path(ev) error("broken on " .. ev.prefix) end
+function on_unload() bgp.set_export_policy("unloaded", "x") end
+`
+	e.write("bad.lua", src)
+	e.set.LoadAll()
+	if err := e.set.Watch(); err != nil {
+		t.Fatal(err)
+	}
+	s := e.set.Script("bad.lua")
+	for i := 0; i < 3; i++ {
+		e.event()
+	}
+	bgptest.WaitFor(t, 5*time.Second, func() bool { return s.Stats.Quarantines.Load() == 1 }, "the quarantine")
+	e.waitCall("unloaded x")
+	if s.Version() != "" || s.Stats.Errors.Load() != 3 || !strings.Contains(e.logs.String(), "SCRIPT QUARANTINED") {
+		t.Fatalf("version %q, errors %d; log:\n%s", s.Version(), s.Stats.Errors.Load(), e.logs.String())
+	}
+	e.event()
+	s.Sync()
+	if s.Stats.Errors.Load() != 3 {
+		t.Errorf("a quarantined script got an event")
+	}
+	e.set.LoadAll() // what SIGHUP does
+	if s.Version() != "" {
+		t.Fatal("a rescan of the folder loaded the quarantined script again")
+	}
+	e.write("bad.lua", src) // saved, unchanged: the operator asks again
+	bgptest.WaitFor(t, 5*time.Second, func() bool { return s.Version() != "" }, "the saved script to load")
+}

@@ -87,6 +87,9 @@ type Script struct {
 	unhandled int                         // rest of the batch when a control message came
 	lastCheck time.Time                   // of MaxEntries
 	skipUntil uint64                      // best paths up to this seq are in a replay already
+	// quarantined is the version (hash|sandbox) last quarantined, kept
+	// out of rescans until a save.
+	quarantined string
 
 	// sub is the running version's subscription, read by Dispatch.
 	sub atomic.Pointer[luaapi.Subscription]
@@ -95,7 +98,10 @@ type Script struct {
 }
 
 type control struct {
-	stop   bool
+	stop bool
+	// rescan: the folder is read again (SIGHUP), not this file saved; a
+	// quarantined version stays out.
+	rescan bool
 	result chan error
 }
 
@@ -151,8 +157,10 @@ func (s *Script) QueueAge() time.Duration { return s.queue.age() }
 
 // Reload reads the file and, if it compiles and loads, replaces the running
 // version. On error the running version (if any) keeps running.
-func (s *Script) Reload() error {
-	c := control{result: make(chan error, 1)}
+func (s *Script) Reload() error { return s.reload(false) }
+
+func (s *Script) reload(rescan bool) error {
+	c := control{rescan: rescan, result: make(chan error, 1)}
 	select {
 	case s.ctl <- c:
 		return <-c.result
@@ -242,7 +250,7 @@ func (s *Script) control(c control) bool {
 		c.result <- nil
 		return true
 	}
-	c.result <- s.load()
+	c.result <- s.load(c.rescan)
 	return false
 }
 
@@ -250,7 +258,7 @@ func (s *Script) control(c control) bool {
 // log or a dump saved in the wrong folder), not something to parse.
 const maxScriptSize = 4 << 20
 
-func (s *Script) load() error {
+func (s *Script) load(rescan bool) error {
 	if fi, err := os.Stat(s.Path); err == nil && fi.Size() > maxScriptSize {
 		return fmt.Errorf("%s is %d bytes, more than the %d MiB a script may have", s.Path, fi.Size(), maxScriptSize>>20)
 	}
@@ -267,6 +275,9 @@ func (s *Script) load() error {
 	sandbox := grant.sandboxKey()
 	if s.cur != nil && s.cur.hash == hash && s.cur.sandbox == sandbox {
 		return ErrUnchanged
+	}
+	if rescan && s.cur == nil && s.quarantined == hash+"|"+sandbox {
+		return ErrUnchanged // quarantined until the file is saved
 	}
 	chunk, err := parse.Parse(bytes.NewReader(src), s.Path)
 	if err != nil {
@@ -508,6 +519,7 @@ func (s *Script) call(v *version, name string, fn *lua.LFunction, arg lua.LValue
 			s.health.noteQuarantined()
 			s.log.Error("SCRIPT QUARANTINED: it holds more Lua table entries than allowed; save the file to load it again",
 				"entries_over", s.limits.MaxEntries)
+			s.quarantined = v.hash + "|" + v.sandbox
 			s.unload()
 			return
 		}
@@ -531,6 +543,7 @@ func (s *Script) call(v *version, name string, fn *lua.LFunction, arg lua.LValue
 		s.log.Error("SCRIPT QUARANTINED: unloaded after failing on every event; save the file to load it again",
 			"failures_in_a_row", s.failures, "last_err", err)
 		s.failures = 0
+		s.quarantined = v.hash + "|" + v.sandbox
 		s.unload()
 	}
 }

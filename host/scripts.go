@@ -94,7 +94,7 @@ func (m *ScriptSet) LoadAll() error {
 	}
 	for _, e := range entries {
 		if isScript(e.Name()) {
-			m.sync(e.Name())
+			m.rescan(e.Name())
 		}
 	}
 	return nil
@@ -165,7 +165,7 @@ func (m *ScriptSet) checkReadable() {
 		m.log.Info("scripts folder readable again; reading it", "dir", m.dir)
 		m.LoadAll()
 		for _, s := range m.Scripts() {
-			m.sync(s.Name)
+			m.rescan(s.Name)
 		}
 	}
 }
@@ -190,7 +190,7 @@ func (m *ScriptSet) awaitFolder(w *fsnotify.Watcher) {
 			m.LoadAll()
 			// Scripts whose files did not come back are unloaded now.
 			for _, s := range m.Scripts() {
-				m.sync(s.Name)
+				m.rescan(s.Name)
 			}
 			return
 		}
@@ -218,7 +218,13 @@ func (m *ScriptSet) schedule(name string) {
 
 // sync makes the running state of name match the file: load, reload, or
 // unload it.
-func (m *ScriptSet) sync(name string) {
+func (m *ScriptSet) sync(name string) { m.syncFile(name, false) }
+
+// rescan is sync for a folder read again (LoadAll): a quarantined script
+// whose file did not change stays out.
+func (m *ScriptSet) rescan(name string) { m.syncFile(name, true) }
+
+func (m *ScriptSet) syncFile(name string, rescan bool) {
 	m.syncMu.Lock()
 	defer m.syncMu.Unlock()
 	path := filepath.Join(m.dir, name)
@@ -261,7 +267,7 @@ func (m *ScriptSet) sync(name string) {
 	}
 	m.mu.Unlock()
 
-	switch err := s.Reload(); {
+	switch err := s.reload(rescan); {
 	case err == nil, errors.Is(err, ErrUnchanged):
 	default:
 		s.Stats.Failed.Add(1)

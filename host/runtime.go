@@ -73,18 +73,35 @@ type walkChunk struct {
 	count    int
 }
 
-// Walk takes the list of prefixes now and queues the first chunk.
+// Walk lists the prefixes in the background and then queues the first
+// chunk: listing a full table from GoBGP takes seconds (about 6 µs a
+// prefix), which must not hold up the script, let alone cut off the
+// handler that asked.
 func (r *runtime) Walk(w luaapi.WalkRequest) error {
-	prefixes, err := r.s.actions.RIBPrefixes(w.Family)
-	if err != nil {
-		return err
+	if _, err := bgp.GetRouteFamily(w.Family); err != nil {
+		return fmt.Errorf("family %q: %w", w.Family, err)
 	}
-	r.s.push(&walkChunk{v: r.v, w: w, prefixes: prefixes})
+	s, v := r.s, r.v
+	s.listing.Add(1)
+	go func() {
+		defer s.listing.Add(-1)
+		prefixes, err := s.actions.RIBPrefixes(w.Family)
+		switch {
+		case v.ctx.Err() != nil: // replaced or removed meanwhile
+		case err != nil:
+			s.log.Error("bgp.walk stopped", "family", w.Family, "err", err)
+		default:
+			s.push(&walkChunk{v: v, w: w, prefixes: prefixes})
+		}
+	}()
 	return nil
 }
 
 // walk runs one chunk on the script goroutine and queues the next.
 func (s *Script) walk(c *walkChunk) {
+	if c.v.ctx.Err() != nil {
+		return
+	}
 	end := min(c.next+c.w.Chunk, len(c.prefixes))
 	paths, err := s.actions.BestPaths(c.prefixes[c.next:end])
 	if err != nil {

@@ -91,6 +91,8 @@ type Script struct {
 	// out of rescans until a save.
 	quarantined string
 
+	// listing counts bgp.walk prefix lists being fetched in the background.
+	listing atomic.Int32
 	// sub is the running version's subscription, read by Dispatch.
 	sub atomic.Pointer[luaapi.Subscription]
 	// version is the hash of the running version, for status and tests.
@@ -195,6 +197,10 @@ func (s *Script) Sync() {
 		case <-m:
 		case <-s.done:
 			return
+		}
+		if s.listing.Load() > 0 {
+			time.Sleep(time.Millisecond) // a walk's first chunk is on its way
+			continue
 		}
 		if s.queue.depth() == 0 {
 			return

@@ -1,6 +1,7 @@
 package host_test
 
 import (
+	"fmt"
 	"io"
 	"log/slog"
 	"os"
@@ -100,6 +101,33 @@ end
 	bgptest.WaitFor(t, 10*time.Second, func() bool { return strings.Contains(logs.String(), "WALKED") }, "the walk to finish")
 	if !strings.Contains(logs.String(), `"WALKED 2501 2501"`) {
 		t.Errorf("want 2,501 best paths (table and default route):\n%s", logs.String())
+	}
+}
+
+// TestWalkDoesNotBlock: the prefix list of a walk is taken in the
+// background, so a walk of a big table started from a timer (bound by
+// call-timeout) is not cut off, and a bad family is refused at once.
+func TestWalkDoesNotBlock(t *testing.T) {
+	const table = 20000 // listing it takes longer than the 50ms call-timeout
+	scripts := t.TempDir()
+	cfg := strings.Replace(edbgpdConfig(bgptest.FreePort(t), scripts), "[edbgpd]\n", "[edbgpd]\n  call-timeout = \"50ms\"\n", 1)
+	d, logs := startDaemonLogs(t, cfg)
+	addTable(t, d, table)
+	os.WriteFile(filepath.Join(scripts, "w.lua"), []byte(`local bgp = require("bgp")
+bgp.subscribe{peer_state = false, prefixes = {"192.0.2.0/24"}}
+bgp.after(0.01, function()
+  bgp.log("info", "BAD FAMILY", bgp.walk{family = "ipv4", fn = print})
+  assert(bgp.walk{chunk = 5000, fn = function(p) end, done = function(n) bgp.log("info", "WALKED", n) end})
+end)
+`), 0o644)
+	bgptest.WaitFor(t, 60*time.Second, func() bool { return strings.Contains(logs.String(), "WALKED") }, "the walk to finish")
+	for _, want := range []string{fmt.Sprintf(`"WALKED %d"`, table+1), `"BAD FAMILY nil family \"ipv4\"`} {
+		if !strings.Contains(logs.String(), want) {
+			t.Errorf("log lacks %s", want)
+		}
+	}
+	if strings.Contains(logs.String(), "cut off") {
+		t.Errorf("the timer that started the walk was cut off:\n%s", logs.String())
 	}
 }
 

@@ -33,12 +33,21 @@ func (d *Daemon) SetExportPolicy(peer, policy string) error {
 	if a, err := netip.ParseAddr(peer); err == nil {
 		peer = a.String()
 	}
+	if d.policy.inForce(peer, policy) {
+		return nil // nothing to change: skip listing what the peer is sent
+	}
 	return d.withPolicyEffect([]string{peer}, func() error { return d.policy.SetPeer(peer, policy) })
 }
 
 // SetImportPolicy implements luaapi.Actions. A soft reset in re-applies
 // import policy to what the peer sent, so the change is immediate.
 func (d *Daemon) SetImportPolicy(peer, policy string) error {
+	if a, err := netip.ParseAddr(peer); err == nil {
+		peer = a.String()
+	}
+	if d.imports.inForce(peer, policy) {
+		return nil
+	}
 	if err := d.imports.SetPeer(peer, policy); err != nil {
 		return err
 	}
@@ -51,6 +60,11 @@ func (d *Daemon) SetImportPolicy(peer, policy string) error {
 // SetDefaultExportPolicy implements luaapi.Actions. It takes effect at
 // once for every established peer no script has set.
 func (d *Daemon) SetDefaultExportPolicy(policy string) error {
+	if d.policy.inForce("", policy) {
+		// A script's on_load sets it on every reload: with nothing to
+		// change, listing what every peer is sent would be all cost.
+		return nil
+	}
 	var unset []string
 	if ps, err := d.Peers(); err == nil {
 		for _, p := range ps {

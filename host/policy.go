@@ -172,6 +172,21 @@ func (e *exportPolicy) setHold(peers []string) error {
 	return e.apply()
 }
 
+// inForce tells whether setting peer's policy (peer "": the default)
+// would change nothing.
+func (e *exportPolicy) inForce(peer, policy string) bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if peer == "" {
+		if policy == luaapi.PolicyFull {
+			policy = ""
+		}
+		return e.defaultMode == policy
+	}
+	mode, ok := e.modes[peer]
+	return ok && mode == policy
+}
+
 // IsSet tells whether a script set peer's policy (as opposed to the default).
 func (e *exportPolicy) IsSet(peer string) bool {
 	e.mu.Lock()

@@ -324,7 +324,8 @@ func (d *Daemon) advertised(peer string) (map[string]bool, bool) {
 		{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST},
 		{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST},
 	} {
-		d.Server.ListPath(context.Background(), &api.ListPathRequest{TableType: api.TableType_ADJ_OUT, Name: peer, Family: f},
+		// Prefixes only: the binary form spares GoBGP decoding attributes.
+		d.Server.ListPath(context.Background(), &api.ListPathRequest{TableType: api.TableType_ADJ_OUT, Name: peer, Family: f, EnableOnlyBinary: true},
 			func(dst *api.Destination) { out[dst.Prefix] = true })
 	}
 	return out, true
@@ -444,7 +445,7 @@ func (d *Daemon) PreviewExportPolicy(peer, policy string) (add, withdraw []strin
 	}
 	candidates := map[string]bool{} // prefix -> accepted now
 	for _, f := range []*api.Family{familyOf(netip.MustParsePrefix("0.0.0.0/0")), familyOf(netip.MustParsePrefix("::/0"))} {
-		err := d.Server.ListPath(context.Background(), &api.ListPathRequest{TableType: api.TableType_ADJ_OUT, Name: peer, Family: f, EnableFiltered: true},
+		err := d.Server.ListPath(context.Background(), &api.ListPathRequest{TableType: api.TableType_ADJ_OUT, Name: peer, Family: f, EnableFiltered: true, EnableOnlyBinary: true},
 			func(dst *api.Destination) {
 				for _, p := range dst.Paths {
 					candidates[dst.Prefix] = candidates[dst.Prefix] || !p.Filtered

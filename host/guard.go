@@ -83,6 +83,23 @@ func (g *callGuard) callFrom(now time.Time, v *version, limit time.Duration, fn 
 	return luaError(err)
 }
 
+// outside runs fn, a Go call made by the running Lua call, with the
+// deadline stopped: the time fn takes is added to it.
+func (g *callGuard) outside(fn func()) {
+	g.mu.Lock()
+	wasBusy := g.busy
+	g.busy = false
+	g.mu.Unlock()
+	start := time.Now()
+	defer func() {
+		g.mu.Lock()
+		g.busy = wasBusy
+		g.deadline = g.deadline.Add(time.Since(start))
+		g.mu.Unlock()
+	}()
+	fn()
+}
+
 // watch cancels calls that overrun their deadline until done is closed.
 func (g *callGuard) watch(done <-chan struct{}) {
 	t := time.NewTicker(10 * time.Millisecond)

@@ -312,3 +312,31 @@ func TestDefaultExportPolicyFromConfig(t *testing.T) {
 		t.Errorf("SIGHUP with an unknown default policy: %v", err)
 	}
 }
+
+// TestSlowPolicyChangeIsNotCutOff: on an established peer with a big
+// table a policy change takes a while (edbgpd compares what the peer is
+// sent before and after); that time does not count against the
+// call-timeout of the handler that asked, which goes on after the call.
+func TestSlowPolicyChangeIsNotCutOff(t *testing.T) {
+	const table = 20000
+	port := bgptest.FreePort(t)
+	scripts := t.TempDir()
+	r := bgptest.NewRouter(t, 65002, "127.0.0.2", bgptest.Quiet{})
+	cfg := strings.Replace(edbgpdConfig(port, scripts, "127.0.0.2"), "[edbgpd]\n", "[edbgpd]\n  call-timeout = \"50ms\"\n", 1)
+	d, logs := startDaemonLogs(t, cfg)
+	addTable(t, d, table)
+	r.Connect(port)
+	r.WaitEstablished()
+	bgptest.WaitFor(t, 60*time.Second, func() bool { return len(r.Received()) == table+1 }, "the full table at the router")
+	os.WriteFile(filepath.Join(scripts, "p.lua"), []byte(`local bgp = require("bgp")
+bgp.after(0.01, function()
+  local ok, why = bgp.set_export_policy("127.0.0.2", "default-only")
+  bgp.log("info", "AFTER", ok, why)
+end)
+`), 0o644)
+	bgptest.WaitFor(t, 60*time.Second, func() bool { return strings.Contains(logs.String(), "AFTER") }, "the timer to go on after the call")
+	if !strings.Contains(logs.String(), `"AFTER true nil"`) || strings.Contains(logs.String(), "cut off") {
+		t.Errorf("the call or its handler failed:\n%s", logs.String())
+	}
+	bgptest.WaitFor(t, 30*time.Second, func() bool { return r.State() == "ESTABLISHED" && len(r.Received()) == 1 }, "default-only at the router")
+}

@@ -73,6 +73,9 @@ type walkChunk struct {
 	count    int
 }
 
+// Outside runs fn with the call deadline stopped (see callGuard.outside).
+func (r *runtime) Outside(fn func()) { r.s.guard.outside(fn) }
+
 // Walk lists the prefixes in the background and then queues the first
 // chunk: listing a full table from GoBGP takes seconds (about 6 µs a
 // prefix), which must not hold up the script, let alone cut off the

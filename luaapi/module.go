@@ -142,6 +142,10 @@ type Runtime interface {
 	// at a time on the script's goroutine, with events handled between
 	// chunks, then done(count). It returns at once.
 	Walk(w WalkRequest) error
+	// Outside runs fn, a daemon call that may take long (a policy change
+	// lists what a peer is sent), without counting its time against the
+	// handler's call deadline, which is there for runaway Lua.
+	Outside(fn func())
 }
 
 // WalkRequest is a bgp.walk call.
@@ -325,7 +329,8 @@ func (m *Module) setExportPolicy(L *lua.LState) int {
 	if policy == "" {
 		L.ArgError(2, "bgp.set_export_policy: policy name is empty")
 	}
-	err := m.Actions.SetExportPolicy(peer, policy)
+	var err error
+	m.Runtime.Outside(func() { err = m.Actions.SetExportPolicy(peer, policy) })
 	m.audit(L, "set_export_policy", err, "peer", peer, "policy", policy)
 	return result(L, err)
 }
@@ -335,7 +340,9 @@ func (m *Module) setExportPolicy(L *lua.LState) int {
 func (m *Module) previewExportPolicy(L *lua.LState) int {
 	peer := checkAddress(L, 1, "bgp.preview_export_policy")
 	policy := L.CheckString(2)
-	add, withdraw, err := m.Actions.PreviewExportPolicy(peer, policy)
+	var add, withdraw []string
+	var err error
+	m.Runtime.Outside(func() { add, withdraw, err = m.Actions.PreviewExportPolicy(peer, policy) })
 	if err != nil {
 		return fail(L, err)
 	}
@@ -353,7 +360,8 @@ func (m *Module) setImportPolicy(L *lua.LState) int {
 	if policy == "" {
 		L.ArgError(2, "bgp.set_import_policy: policy name is empty")
 	}
-	err := m.Actions.SetImportPolicy(peer, policy)
+	var err error
+	m.Runtime.Outside(func() { err = m.Actions.SetImportPolicy(peer, policy) })
 	m.audit(L, "set_import_policy", err, "peer", peer, "policy", policy)
 	return result(L, err)
 }
@@ -365,7 +373,8 @@ func (m *Module) setDefaultExportPolicy(L *lua.LState) int {
 	if policy == "" {
 		L.ArgError(1, "bgp.set_default_export_policy: policy name is empty")
 	}
-	err := m.Actions.SetDefaultExportPolicy(policy)
+	var err error
+	m.Runtime.Outside(func() { err = m.Actions.SetDefaultExportPolicy(policy) })
 	m.audit(L, "set_default_export_policy", err, "policy", policy)
 	return result(L, err)
 }

@@ -48,7 +48,8 @@ func (r *fakeRuntime) PersistState(on bool) error {
 	}
 	return nil
 }
-func (r *fakeRuntime) Now() time.Time { return time.Unix(1700000000, 500000000) }
+func (r *fakeRuntime) Now() time.Time    { return time.Unix(1700000000, 500000000) }
+func (r *fakeRuntime) Outside(fn func()) { fn() }
 func (r *fakeRuntime) Subscribe(s *luaapi.Subscription) error {
 	r.timers = append(r.timers, fmt.Sprintf("subscribe %d %d %v", len(s.Prefixes), len(s.CoveredBy), s.Replay))
 	return nil

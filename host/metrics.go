@@ -39,6 +39,7 @@ var (
 	descBestPaths  = prometheus.NewDesc("edbgpd_best_path_events_total", "Best-path changes seen (rate() gives events per second).", nil, nil)
 	descPeerEvents = prometheus.NewDesc("edbgpd_peer_state_events_total", "Peer state changes seen.", nil, nil)
 	descKafka      = prometheus.NewDesc("edbgpd_kafka_messages_total", "Events offered to the Kafka stream, by what became of them.", []string{"result"}, nil)
+	descThrottled  = prometheus.NewDesc("edbgpd_actions_throttled_total", "Script actions held back by [edbgpd.throttle] (done when the interval ends, the last one only).", nil, nil)
 )
 
 type collector struct{ d *Daemon }
@@ -81,6 +82,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	counter(descBestPaths, d.conv.bestPaths.Load())
 	counter(descPeerEvents, d.conv.peerEvents.Load())
 	ch <- d.conv.convTime
+	if d.Throttle != nil {
+		counter(descThrottled, d.Throttle.Throttled.Load())
+	}
 	if k := d.KafkaStats(); k != nil {
 		counter(descKafka, k.Delivered.Load(), "delivered")
 		counter(descKafka, k.Dropped.Load(), "dropped")

@@ -18,6 +18,10 @@ import (
 )
 
 const failsOnOne = `local bgp = require("bgp")
+function on_load() -- the second is held back by the throttle
+  bgp.set_export_policy("127.0.0.9", "full")
+  bgp.set_export_policy("127.0.0.9", "none")
+end
 function on_best_path(ev)
   if ev.prefix == "198.18.7.0/24" then
     error("boom on " .. ev.prefix)
@@ -118,6 +122,7 @@ func TestMetricsAndStatus(t *testing.T) {
 		{"edbgpd_peer_accepted_prefixes", peer, table},
 		{"edbgpd_peer_advertised_prefixes", peer, 1},
 		{"edbgpd_event_conversion_seconds", nil, table + 1},
+		{"edbgpd_actions_throttled_total", nil, 1},
 	} {
 		if got, ok := value(fams, tc.name, tc.labels); !ok || got != tc.want {
 			t.Errorf("%s%v = %v (found: %v), want %v", tc.name, tc.labels, got, ok, tc.want)
@@ -126,8 +131,8 @@ func TestMetricsAndStatus(t *testing.T) {
 	if _, ok := fams["go_goroutines"]; !ok {
 		t.Error("no Go runtime metrics")
 	}
-	if e := status(t, addr).Scripts[0].LastError; e == nil || e.File != src || e.Line != 4 {
-		t.Errorf("last error %+v, want the error() at %s line 4", e, src)
+	if e := status(t, addr).Scripts[0].LastError; e == nil || e.File != src || e.Line != 8 {
+		t.Errorf("last error %+v, want the error() at %s line 8", e, src)
 	}
 
 	// A broken save: counted as a failed reload, shown as the last error.

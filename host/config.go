@@ -2,6 +2,7 @@ package host
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -113,6 +114,9 @@ func LoadConfig(path, typ string) (*Config, error) {
 		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
 	typ = configType(path, typ)
+	if err := checkWhole(raw, typ); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
+	}
 	gobgpPart, ownPart := splitConfig(raw, typ)
 	c := &Config{}
 	if len(bytes.TrimSpace(ownPart)) > 0 {
@@ -171,6 +175,41 @@ func LoadConfig(path, typ string) (*Config, error) {
 		return nil, fmt.Errorf("config %s: [edbgpd] default-export-policy %q: want full, default-only, none or a policy-definition of this file", path, p)
 	}
 	return c, nil
+}
+
+// checkWhole parses the whole file once for syntax errors, with their
+// line (GoBGP's reader drops it), and refuses a file with no global
+// section: an empty or cut-short file applied on SIGHUP would remove
+// every neighbour.
+func checkWhole(raw []byte, typ string) error {
+	var top map[string]any
+	var err error
+	switch typ {
+	case "toml":
+		err = toml.Unmarshal(raw, &top)
+		var de *toml.DecodeError
+		if errors.As(err, &de) {
+			row, col := de.Position()
+			err = fmt.Errorf("line %d column %d: %s", row, col, de.Error())
+		}
+	case "yaml", "yml":
+		err = yaml.Unmarshal(raw, &top)
+	case "json":
+		err = json.Unmarshal(raw, &top)
+		var se *json.SyntaxError
+		if errors.As(err, &se) {
+			line := 1 + bytes.Count(raw[:min(int(se.Offset), len(raw))], []byte("\n"))
+			err = fmt.Errorf("line %d: %w", line, err)
+		}
+	}
+	if err != nil {
+		return err
+	}
+	if _, ok := top["global"]; !ok {
+		return errors.New("no global section ([global.config] with as and router-id): an empty or cut-short file? " +
+			"Refused, since applying it would remove every neighbour")
+	}
+	return nil
 }
 
 func configType(path, typ string) string {

@@ -44,7 +44,10 @@ func TestLoadConfigErrors(t *testing.T) {
 		want []string // all in the error
 	}{
 		{"missing.toml", []string{"testdata/missing.toml", "no such file"}},
-		{"broken-syntax.toml", []string{"testdata/broken-syntax.toml"}},
+		{"broken-syntax.toml", []string{"testdata/broken-syntax.toml", "line 3 column", "basic strings cannot have new lines"}},
+		{"broken-syntax.yaml", []string{"testdata/broken-syntax.yaml", "line 4"}},
+		{"broken-empty.toml", []string{"testdata/broken-empty.toml", "no global section", "remove every neighbour"}},
+		{"broken-no-global.toml", []string{"testdata/broken-no-global.toml", "no global section"}},
 		{"broken-unknown-key.toml", []string{"testdata/broken-unknown-key.toml", "colour"}},
 		{"broken-edbgpd-key.toml", []string{"testdata/broken-edbgpd-key.toml", "[edbgpd]", "line 6", "edbgpd.script"}},
 		{"broken-route.toml", []string{"testdata/broken-route.toml", "10.0.0.0/33"}},
@@ -54,7 +57,7 @@ func TestLoadConfigErrors(t *testing.T) {
 		{"broken-default-policy.toml", []string{"testdata/broken-default-policy.toml", `default-export-policy "gold"`}},
 	} {
 		t.Run(tc.file, func(t *testing.T) {
-			_, err := host.LoadConfig("testdata/"+tc.file, "toml")
+			_, err := host.LoadConfig("testdata/"+tc.file, "")
 			if err == nil {
 				t.Fatal("no error")
 			}

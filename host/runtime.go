@@ -203,6 +203,8 @@ func (r *runtime) fire(id int) {
 		r.s.health.noteError(err)
 		r.s.log.Error("timer callback failed", "version", r.v.hash, "err", err)
 	}
+	// A script may grow on timers alone.
+	r.s.checkMemory(r.v, t.fn, time.Now())
 }
 
 func (r *runtime) stopTimers() {

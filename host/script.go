@@ -1,7 +1,6 @@
 package host
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -15,8 +14,8 @@ import (
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
-	"github.com/yuin/gopher-lua/parse"
 
+	"github.com/edbgpd/edbgpd/host/sandbox"
 	"github.com/edbgpd/edbgpd/luaapi"
 )
 
@@ -30,19 +29,31 @@ type Limits struct {
 	// QuarantineAfter unloads a script after this many handler calls in a
 	// row failed (error or cut-off), until its file is saved again; 0 never.
 	QuarantineAfter int
-	// MaxEntries bounds the Lua table entries a script may hold; checked
-	// every memoryCheckEvery. Past it the script is quarantined. 0: no bound.
+	// MaxEntries bounds the Lua table entries a script may hold. Past it
+	// the script is quarantined. 0: no bound.
 	MaxEntries int
+	// MaxMemory bounds what a script holds, in bytes: its strings plus
+	// sandbox.EntryBytes a table entry (sandbox.Usage). Past it the script
+	// is quarantined. 0: no bound.
+	MaxMemory int64
 	// QueueLimit is how many events may wait in order before a script is
 	// behind and its best paths are coalesced per prefix. 0: the default.
 	QueueLimit int
 }
 
-// memoryCheckEvery spaces the checks of MaxEntries.
-const memoryCheckEvery = 2 * time.Second
+// The memory of a script is measured after a call (handler, timer,
+// callback, walk, on_load) at most every memoryCheckEvery, and sooner,
+// down to memoryCheckSoon, when the process heap grew (heapGrowth): a
+// script's tables can only grow while it runs. A check costs a walk of
+// what the script holds, so checks are spaced at least 20 walks apart.
+const (
+	memoryCheckEvery = 2 * time.Second
+	memoryCheckSoon  = 100 * time.Millisecond
+)
 
 // DefaultLimits are used where the config says nothing.
-var DefaultLimits = Limits{CallTimeout: time.Second, LoadTimeout: 5 * time.Second, QuarantineAfter: 20, MaxEntries: 10_000_000}
+var DefaultLimits = Limits{CallTimeout: time.Second, LoadTimeout: 5 * time.Second, QuarantineAfter: 20,
+	MaxEntries: 10_000_000, MaxMemory: 1 << 30}
 
 // ScriptStats are counters of one script, safe to read from any goroutine.
 type ScriptStats struct {
@@ -85,7 +96,9 @@ type Script struct {
 	prev      map[string]*luaapi.BestPath // last best path per subscribed prefix, for `previous`
 	failures  int                         // handler calls in a row that failed
 	unhandled int                         // rest of the batch when a control message came
-	lastCheck time.Time                   // of MaxEntries
+	lastCheck time.Time                   // of MaxEntries and MaxMemory
+	lastWalk  time.Duration               // what that check cost
+	heapSeen  uint64                      // heapGrowth at that check
 	skipUntil uint64                      // best paths up to this seq are in a replay already
 	// quarantined is the version (hash|sandbox) last quarantined, kept
 	// out of rescans until a save.
@@ -163,23 +176,46 @@ func (s *Script) Reload() error { return s.reload(false) }
 
 func (s *Script) reload(rescan bool) error {
 	c := control{rescan: rescan, result: make(chan error, 1)}
+	// The goroutine takes control messages between calls, and calls end
+	// at their deadline: past this it is stuck in a Go call.
+	t := time.NewTimer(s.limits.LoadTimeout + 2*s.limits.CallTimeout + stopGrace)
+	defer t.Stop()
 	select {
 	case s.ctl <- c:
 		return <-c.result
 	case <-s.done:
 		return errors.New("script stopped")
+	case <-t.C:
+		return errors.New("the script's goroutine is busy past its call deadline; not reloaded")
 	}
 }
 
+// stopGrace is what Stop waits beyond the two call deadlines it allows
+// (the current call, on_unload) before it gives up on the goroutine.
+const stopGrace = 2 * time.Second
+
 // Stop runs on_unload, closes the state and ends the goroutine. Events
-// still queued are discarded (logged with their count).
+// still queued are discarded (logged with their count). It waits for the
+// current call and on_unload, each bounded by call-timeout; a goroutine
+// stuck past that in a Go call is left behind, logged, so that shutdown
+// goes on.
 func (s *Script) Stop() {
 	c := control{stop: true, result: make(chan error, 1)}
+	bound := 2*s.limits.CallTimeout + stopGrace
+	t := time.NewTimer(bound)
+	defer t.Stop()
 	select {
 	case s.ctl <- c:
-		<-c.result
+		select {
+		case <-c.result:
+			return
+		case <-t.C:
+		}
 	case <-s.done:
+		return
+	case <-t.C:
 	}
+	s.log.Error("script did not stop in time; left behind", "waited", bound)
 }
 
 func (s *Script) push(ev any) { s.queue.push(ev) }
@@ -260,13 +296,9 @@ func (s *Script) control(c control) bool {
 	return false
 }
 
-// maxScriptSize bounds a script file: a 10 MB "script" is a mistake (a
-// log or a dump saved in the wrong folder), not something to parse.
-const maxScriptSize = 4 << 20
-
 func (s *Script) load(rescan bool) error {
-	if fi, err := os.Stat(s.Path); err == nil && fi.Size() > maxScriptSize {
-		return fmt.Errorf("%s is %d bytes, more than the %d MiB a script may have", s.Path, fi.Size(), maxScriptSize>>20)
+	if fi, err := os.Stat(s.Path); err == nil && fi.Size() > sandbox.MaxSource {
+		return fmt.Errorf("%s is %d bytes, more than the %d MiB a script may have", s.Path, fi.Size(), sandbox.MaxSource>>20)
 	}
 	src, err := os.ReadFile(s.Path)
 	if err != nil {
@@ -278,24 +310,20 @@ func (s *Script) load(rescan bool) error {
 	if s.grant != nil {
 		grant = s.grant()
 	}
-	sandbox := grant.sandboxKey()
-	if s.cur != nil && s.cur.hash == hash && s.cur.sandbox == sandbox {
+	box := grant.sandboxKey()
+	if s.cur != nil && s.cur.hash == hash && s.cur.sandbox == box {
 		return ErrUnchanged
 	}
-	if rescan && s.cur == nil && s.quarantined == hash+"|"+sandbox {
+	if rescan && s.cur == nil && s.quarantined == hash+"|"+box {
 		return ErrUnchanged // quarantined until the file is saved
 	}
-	chunk, err := parse.Parse(bytes.NewReader(src), s.Path)
+	proto, err := sandbox.Compile(src, s.Path)
 	if err != nil {
 		return fmt.Errorf("syntax error: %s", strings.TrimSpace(err.Error()))
 	}
-	proto, err := lua.Compile(chunk, s.Path)
-	if err != nil {
-		return fmt.Errorf("compile error: %w", err)
-	}
 	log := s.log.With("version", hash)
 	libDirs := append([]string{filepath.Join(filepath.Dir(s.Path), "lib")}, grant.RequirePaths...)
-	v := &version{hash: hash, sandbox: sandbox, L: newSandbox(log, libDirs, grant.Allow)}
+	v := &version{hash: hash, sandbox: box, L: sandbox.New(log, libDirs, grant.Allow)}
 	v.tables = luaapi.NewEventTables(v.L)
 	v.ctx, v.cancel = context.WithCancel(context.Background())
 	v.rt = &runtime{s: s, v: v, timers: make(map[int]*timer)}
@@ -340,6 +368,9 @@ func (s *Script) load(rescan bool) error {
 		if err := s.guard.call(v, s.limits.LoadTimeout, onLoad); err != nil {
 			return fmt.Errorf("on_load: %w", err)
 		}
+	}
+	if err := s.overMemory(v, time.Now(), true); err != nil {
+		return err
 	}
 	ok = true
 	old := s.cur
@@ -493,6 +524,7 @@ func (s *Script) deliver(ev any) {
 				s.health.noteError(err)
 				s.log.Error("notification callback failed", "version", v.hash, "err", err)
 			}
+			s.checkMemory(v, e.fn, time.Now())
 		}
 		return
 	case timerFire:
@@ -518,17 +550,8 @@ func (s *Script) call(v *version, name string, fn *lua.LFunction, arg lua.LValue
 	err := s.guard.callFrom(start, v, s.limits.CallTimeout, fn, arg)
 	end := time.Now()
 	s.health.handler.Observe(end.Sub(start).Seconds())
-	if s.limits.MaxEntries > 0 && end.Sub(s.lastCheck) >= memoryCheckEvery {
-		s.lastCheck = end
-		if n := luaEntries(v.L, s.limits.MaxEntries); n > s.limits.MaxEntries && s.cur == v {
-			s.Stats.Quarantines.Add(1)
-			s.health.noteQuarantined()
-			s.log.Error("SCRIPT QUARANTINED: it holds more Lua table entries than allowed; save the file to load it again",
-				"entries_over", s.limits.MaxEntries)
-			s.quarantined = v.hash + "|" + v.sandbox
-			s.unload()
-			return
-		}
+	if s.checkMemory(v, fn, end) {
+		return
 	}
 	if err == nil {
 		s.failures = 0
@@ -552,6 +575,56 @@ func (s *Script) call(v *version, name string, fn *lua.LFunction, arg lua.LValue
 		s.quarantined = v.hash + "|" + v.sandbox
 		s.unload()
 	}
+}
+
+// checkMemory measures what v holds, when a check is due (see
+// memoryCheckEvery), and quarantines the script if that is over its
+// limits; fn is the function that ran last, named in the log. It reports
+// whether the script was quarantined. Script goroutine only, between calls.
+func (s *Script) checkMemory(v *version, fn *lua.LFunction, now time.Time) bool {
+	if err := s.overMemory(v, now, false); err != nil && s.cur == v {
+		s.Stats.Quarantines.Add(1)
+		s.health.noteQuarantined()
+		s.health.noteError(err)
+		s.log.Error("SCRIPT QUARANTINED: "+err.Error()+"; save the file to load it again", "at", funcWhere(fn))
+		s.quarantined = v.hash + "|" + v.sandbox
+		s.failures = 0
+		s.unload()
+		return true
+	}
+	return false
+}
+
+// overMemory says how v is over its limits, nil if not or if no check is
+// due (force: check now).
+func (s *Script) overMemory(v *version, now time.Time, force bool) error {
+	l := s.limits
+	if l.MaxEntries <= 0 && l.MaxMemory <= 0 {
+		return nil
+	}
+	since := now.Sub(s.lastCheck)
+	grew := heapGrowth.Load()
+	if !force && since < memoryCheckEvery && (grew == s.heapSeen || since < max(memoryCheckSoon, 20*s.lastWalk)) {
+		return nil
+	}
+	s.lastCheck, s.heapSeen = now, grew
+	u := sandbox.Measure(v.L, l.MaxEntries, l.MaxMemory)
+	s.lastWalk = time.Since(now)
+	switch {
+	case l.MaxEntries > 0 && u.Entries > l.MaxEntries:
+		return fmt.Errorf("it holds more Lua table entries than allowed (max-table-entries %d)", l.MaxEntries)
+	case l.MaxMemory > 0 && u.Bytes() > l.MaxMemory:
+		return fmt.Errorf("it holds more memory than allowed (%d MiB or more of strings and tables; max-memory %d MiB)", u.Bytes()>>20, l.MaxMemory>>20)
+	}
+	return nil
+}
+
+// funcWhere is "file:line" where fn is defined, for the log.
+func funcWhere(fn *lua.LFunction) string {
+	if fn == nil || fn.Proto == nil {
+		return ""
+	}
+	return fmt.Sprintf("%s:%d", fn.Proto.SourceName, fn.Proto.LineDefined)
 }
 
 // stateSaveInterval bounds how often a persisted bgp.state is written

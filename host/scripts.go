@@ -65,6 +65,7 @@ func NewScriptSet(dir string, actions luaapi.Actions, limits Limits, log *slog.L
 		timers:   make(map[string]*time.Timer),
 	}
 	m.live.Store(&[]*Script{})
+	watchHeap()
 	return m
 }
 
@@ -374,7 +375,10 @@ func (m *ScriptSet) Close() {
 	}
 	m.syncMu.Lock() // wait for a sync in flight
 	m.syncMu.Unlock()
+	// In parallel: each Stop is bounded, and so is their sum.
+	var wg sync.WaitGroup
 	for _, s := range scripts {
-		s.Stop()
+		wg.Go(s.Stop)
 	}
+	wg.Wait()
 }

@@ -90,6 +90,12 @@ func TestModule(t *testing.T) {
 		{"now", `assert(bgp.now() == 1700000000.5)`, "", ""},
 		{"json round trip", `local v = bgp.json_decode(bgp.json_encode({a = {1, 2, "x"}, b = true})); assert(v.a[3] == "x" and v.b == true)`, "", ""},
 		{"json encode function", `local ok, why = bgp.json_encode({f = print}); assert(ok == nil and why:find("function"))`, "", ""},
+		// Shared tables are written out; cycles and exponential sharing
+		// are refused, not walked until memory runs out.
+		{"json encode shared", `local t = {1}; assert(bgp.json_encode({a = t, b = t}) == '{"a":[1],"b":[1]}')`, "", ""},
+		{"json encode cycle", `local t = {}; t.self = t; local ok, why = bgp.json_encode(t); assert(ok == nil and why:find("cycle"), why)`, "", ""},
+		{"json encode dag", `local t = {} for i = 1, 40 do t = {a = t, b = t} end; local ok, why = bgp.json_encode(t); assert(ok == nil and why:find("more than"), why)`, "", ""},
+		{"json encode big strings", `local s = ("x"):rep(2^20); local t = {} for i = 1, 200 do t[i] = s end; local ok, why = bgp.json_encode(t); assert(ok == nil and why:find("MiB of strings"), why)`, "", ""},
 		{"json decode bad", `local ok, why = bgp.json_decode("{"); assert(ok == nil and why:find("json_decode"))`, "", ""},
 		{"parse_prefix", `local p = bgp.parse_prefix("10.1.2.3/8"); assert(p.prefix == "10.0.0.0/8" and p.length == 8 and p.family == "ipv4")`, "", ""},
 		{"parse_prefix v6 address", `local p = bgp.parse_prefix("2001:db8::1"); assert(p.length == 128 and p.family == "ipv6")`, "", ""},

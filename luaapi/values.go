@@ -2,6 +2,7 @@ package luaapi
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -10,19 +11,60 @@ import (
 	lua "github.com/yuin/gopher-lua"
 )
 
-// maxDepth bounds nesting when converting tables, so a cycle or a very
-// deep structure is an error, not a stack overflow.
+// maxDepth bounds nesting when converting tables, so a very deep
+// structure is an error, not a stack overflow.
 const maxDepth = 64
+
+// maxValues bounds the values one conversion yields. A table that
+// appears twice is converted once but counts each time, since JSON
+// writes it each time: a small chain of shared tables ({a = t, b = t},
+// 40 deep) would otherwise expand to 2^40 values.
+const maxValues = 4_000_000
+
+// maxBytes bounds the bytes of strings one conversion yields, counted
+// each time they appear, for the same reason.
+const maxBytes = 128 << 20
 
 // ToGo converts a Lua value to plain Go: nil, bool, float64, string,
 // []any (a table with keys 1..n) or map[string]any (other tables; keys
 // must be strings or numbers, numbers become their decimal form).
-// Functions, userdata and threads are errors.
-func ToGo(v lua.LValue) (any, error) { return toGo(v, 0) }
+// Functions, userdata and threads are errors, as are a table that
+// contains itself and more than maxValues values. A table that appears
+// more than once gives the same Go value each time: read, do not modify.
+func ToGo(v lua.LValue) (any, error) {
+	c := toGoConv{memo: make(map[*lua.LTable]converted), open: make(map[*lua.LTable]bool)}
+	return c.toGo(v, 0)
+}
 
-func toGo(v lua.LValue, depth int) (any, error) {
+type converted struct {
+	v             any
+	values, bytes int // what it counts for
+}
+
+type toGoConv struct {
+	memo          map[*lua.LTable]converted
+	open          map[*lua.LTable]bool // tables being converted: seeing one again is a cycle
+	values, bytes int
+}
+
+func (c *toGoConv) count(values, bytes int) error {
+	c.values += values
+	c.bytes += bytes
+	if c.values > maxValues {
+		return fmt.Errorf("more than %d values (a table shared in many places counts each time)", maxValues)
+	}
+	if c.bytes > maxBytes {
+		return fmt.Errorf("more than %d MiB of strings (a string or table shared in many places counts each time)", maxBytes>>20)
+	}
+	return nil
+}
+
+func (c *toGoConv) toGo(v lua.LValue, depth int) (any, error) {
 	if depth > maxDepth {
-		return nil, fmt.Errorf("nested deeper than %d (a table that contains itself?)", maxDepth)
+		return nil, fmt.Errorf("nested deeper than %d", maxDepth)
+	}
+	if err := c.count(1, 0); err != nil {
+		return nil, err
 	}
 	switch v := v.(type) {
 	case *lua.LNilType:
@@ -32,43 +74,65 @@ func toGo(v lua.LValue, depth int) (any, error) {
 	case lua.LNumber:
 		return float64(v), nil
 	case lua.LString:
-		return string(v), nil
+		return string(v), c.count(0, len(v))
 	case *lua.LTable:
-		if n := v.Len(); n > 0 && countKeys(v) == n {
-			list := make([]any, 0, n)
-			for i := 1; i <= n; i++ {
-				x, err := toGo(v.RawGetInt(i), depth+1)
-				if err != nil {
-					return nil, err
-				}
-				list = append(list, x)
-			}
-			return list, nil
+		if c.open[v] {
+			return nil, errors.New("a table that contains itself (a cycle)")
 		}
-		m := make(map[string]any)
-		var err error
-		v.ForEach(func(k, val lua.LValue) {
-			if err != nil {
-				return
-			}
-			var key string
-			switch k := k.(type) {
-			case lua.LString:
-				key = string(k)
-			case lua.LNumber:
-				key = strconv.FormatFloat(float64(k), 'f', -1, 64)
-			default:
-				err = fmt.Errorf("table key of type %s", k.Type())
-				return
-			}
-			var x any
-			if x, err = toGo(val, depth+1); err == nil {
-				m[key] = x
-			}
-		})
-		return m, err
+		if done, ok := c.memo[v]; ok {
+			return done.v, c.count(done.values-1, done.bytes)
+		}
+		values, bytes := c.values-1, c.bytes
+		c.open[v] = true
+		x, err := c.table(v, depth)
+		delete(c.open, v)
+		if err != nil {
+			return nil, err
+		}
+		c.memo[v] = converted{x, c.values - values, c.bytes - bytes}
+		return x, nil
 	}
 	return nil, fmt.Errorf("cannot convert a %s", v.Type())
+}
+
+func (c *toGoConv) table(v *lua.LTable, depth int) (any, error) {
+	if n := v.Len(); n > 0 && countKeys(v) == n {
+		list := make([]any, 0, n)
+		for i := 1; i <= n; i++ {
+			x, err := c.toGo(v.RawGetInt(i), depth+1)
+			if err != nil {
+				return nil, err
+			}
+			list = append(list, x)
+		}
+		return list, nil
+	}
+	m := make(map[string]any)
+	var err error
+	v.ForEach(func(k, val lua.LValue) {
+		if err != nil {
+			return
+		}
+		var key string
+		switch k := k.(type) {
+		case lua.LString:
+			key = string(k)
+			err = c.count(0, len(k))
+		case lua.LNumber:
+			key = strconv.FormatFloat(float64(k), 'f', -1, 64)
+		default:
+			err = fmt.Errorf("table key of type %s", k.Type())
+			return
+		}
+		if err != nil {
+			return
+		}
+		var x any
+		if x, err = c.toGo(val, depth+1); err == nil {
+			m[key] = x
+		}
+	})
+	return m, err
 }
 
 // isList tells whether t has keys 1..n only: {"a", "b"}, not {x = "a"}.
@@ -165,21 +229,28 @@ func DecodeJSON(L *lua.LState, data []byte) (lua.LValue, error) {
 }
 
 // CopyTable deep-copies a table of one state into another, keeping key
-// types. Functions and userdata are left out (they belong to the old
-// state); the count of left-out values is returned.
+// types. Each table is copied once: shared tables stay shared and cycles
+// stay cycles. Functions, userdata and tables nested deeper than
+// maxDepth are left out (they belong to the old state, or would take
+// Go's stack); the count of left-out values is returned.
 func CopyTable(dst *lua.LState, src *lua.LTable) (*lua.LTable, int) {
 	skipped := 0
+	copies := make(map[*lua.LTable]*lua.LTable)
 	var cp func(v lua.LValue, depth int) lua.LValue
 	cp = func(v lua.LValue, depth int) lua.LValue {
 		switch v := v.(type) {
 		case *lua.LNilType, lua.LBool, lua.LNumber, lua.LString:
 			return v
 		case *lua.LTable:
+			if t, ok := copies[v]; ok {
+				return t
+			}
 			if depth > maxDepth {
 				skipped++
 				return lua.LNil
 			}
 			t := dst.CreateTable(v.Len(), 0)
+			copies[v] = t
 			v.ForEach(func(k, val lua.LValue) {
 				nk, nv := cp(k, depth+1), cp(val, depth+1)
 				if nk != lua.LNil && nv != lua.LNil {

@@ -5,10 +5,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -31,6 +33,9 @@ type Options struct {
 	// MaxEntries: Lua table entries a script may hold (0: the default,
 	// 10,000,000; -1: no bound).
 	MaxEntries int `toml:"max-table-entries" yaml:"max-table-entries"`
+	// MaxMemory: what a script may hold, strings included ("" the
+	// default, 1GiB; "off": no bound).
+	MaxMemory Size `toml:"max-memory" yaml:"max-memory"`
 	// QueueLimit: events a script may have queued in order before its best
 	// paths are coalesced per prefix (0: the default, 16384).
 	QueueLimit int `toml:"queue-limit" yaml:"queue-limit"`
@@ -72,6 +77,34 @@ func (d *Duration) UnmarshalText(b []byte) error {
 	return nil
 }
 
+// Size reads a byte count: "512MiB", "1GiB", "64KiB", "1000000", or
+// "off" (-1: no bound).
+type Size int64
+
+func (z *Size) UnmarshalText(b []byte) error {
+	s := strings.TrimSpace(string(b))
+	if s == "off" {
+		*z = -1
+		return nil
+	}
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}} {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(s, 10, 64)
+	if err != nil || n < 0 {
+		return fmt.Errorf("size %q: want a number of bytes with KiB, MiB or GiB, or off", string(b))
+	}
+	*z = Size(n * mult)
+	return nil
+}
+
 // Limits returns the script limits, defaults filled in.
 func (o *Options) Limits() Limits {
 	l := DefaultLimits
@@ -86,6 +119,12 @@ func (o *Options) Limits() Limits {
 		l.MaxEntries = o.MaxEntries
 	case o.MaxEntries < 0:
 		l.MaxEntries = 0
+	}
+	switch {
+	case o.MaxMemory > 0:
+		l.MaxMemory = int64(o.MaxMemory)
+	case o.MaxMemory < 0:
+		l.MaxMemory = 0
 	}
 	switch {
 	case o.QuarantineAfter > 0:
@@ -169,6 +208,10 @@ func LoadConfig(path, typ string) (*Config, error) {
 	c.BGP, err = config.ReadConfigFile(tmp.Name(), typ)
 	if err != nil {
 		return nil, fmt.Errorf("config %s: %s", path, strings.ReplaceAll(err.Error(), tmp.Name(), path))
+	}
+	if id := c.BGP.Global.Config.RouterId; net.ParseIP(id) == nil {
+		// GoBGP refuses it only when it starts: say so for -d too.
+		return nil, fmt.Errorf("config %s: [global.config] router-id %q: want an IPv4 address", path, id)
 	}
 	if p := c.Options.DefaultExportPolicy; p != "" && !isBuiltin(p) &&
 		!slices.ContainsFunc(c.BGP.PolicyDefinitions, func(d oc.PolicyDefinition) bool { return d.Name == p }) {

@@ -28,6 +28,7 @@ var (
 	descScriptReloads     = prometheus.NewDesc("edbgpd_script_reloads_total", "Loads of the script's file, by result.", []string{"script", "result"}, nil)
 	descScriptQuarantined = prometheus.NewDesc("edbgpd_script_quarantined", "1 while the script is quarantined (unloaded until its file is saved).", []string{"script"}, nil)
 	descScriptQuarantines = prometheus.NewDesc("edbgpd_script_quarantines_total", "Times the script was quarantined.", []string{"script"}, nil)
+	descScriptHeld        = prometheus.NewDesc("edbgpd_script_held_bytes", "What the script holds at its last memory check: strings plus 64 bytes a table entry (bounded by max-memory).", []string{"script"}, nil)
 	descScriptLoaded      = prometheus.NewDesc("edbgpd_script_loaded", "1 while a version of the script runs.", []string{"script", "version"}, nil)
 
 	descPeerState      = prometheus.NewDesc("edbgpd_peer_state", "1 for the session's current state.", []string{"peer", "state"}, nil)
@@ -73,6 +74,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			counter(descScriptReloads, st.FailedReloads, st.Name, "failed")
 			gauge(descScriptQuarantined, flag(st.Quarantined), st.Name)
 			counter(descScriptQuarantines, st.Quarantines, st.Name)
+			gauge(descScriptHeld, float64(st.HeldBytes), st.Name)
 			if st.Loaded {
 				gauge(descScriptLoaded, 1, st.Name, st.Version)
 			}

@@ -207,6 +207,18 @@ func (r *runtime) fire(id int) {
 	r.s.checkMemory(r.v, t.fn, time.Now())
 }
 
+// roots are the Lua values the runtime holds for the script outside its
+// state: timer callbacks, with what their upvalues keep.
+func (r *runtime) roots() []lua.LValue {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	l := make([]lua.LValue, 0, len(r.timers))
+	for _, t := range r.timers {
+		l = append(l, t.fn)
+	}
+	return l
+}
+
 func (r *runtime) stopTimers() {
 	r.mu.Lock()
 	defer r.mu.Unlock()

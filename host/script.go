@@ -63,6 +63,9 @@ type ScriptStats struct {
 	Reloads     atomic.Uint64 // versions loaded
 	Failed      atomic.Uint64 // loads that failed (previous version kept)
 	Quarantines atomic.Uint64 // times the script was unloaded for failing
+	// What the script held at its last memory check (sandbox.Usage).
+	HeldEntries atomic.Int64
+	HeldBytes   atomic.Int64
 }
 
 // Script is one Lua file and the goroutine that owns its state. Every
@@ -608,8 +611,10 @@ func (s *Script) overMemory(v *version, now time.Time, force bool) error {
 		return nil
 	}
 	s.lastCheck, s.heapSeen = now, grew
-	u := sandbox.Measure(v.L, l.MaxEntries, l.MaxMemory)
+	u := sandbox.Measure(v.L, l.MaxEntries, l.MaxMemory, v.rt.roots()...)
 	s.lastWalk = time.Since(now)
+	s.Stats.HeldEntries.Store(int64(u.Entries))
+	s.Stats.HeldBytes.Store(u.Bytes())
 	switch {
 	case l.MaxEntries > 0 && u.Entries > l.MaxEntries:
 		return fmt.Errorf("it holds more Lua table entries than allowed (max-table-entries %d)", l.MaxEntries)

@@ -271,13 +271,15 @@ func (m *ScriptSet) syncFile(name string, rescan bool) {
 	switch err := s.reload(rescan); {
 	case err == nil, errors.Is(err, ErrUnchanged):
 	default:
-		s.Stats.Failed.Add(1)
-		s.health.noteError(err)
+		// Logged before it is counted: whoever sees the count finds the
+		// log line.
 		if s.Version() != "" {
 			m.log.Error("script not reloaded; keeping previous version", "script", name, "version", s.Version(), "err", err)
 		} else {
 			m.log.Error("script not loaded", "script", name, "err", err)
 		}
+		s.health.noteError(err)
+		s.Stats.Failed.Add(1)
 	}
 	m.mu.Lock()
 	m.publish()

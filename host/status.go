@@ -27,6 +27,11 @@ type ScriptStatus struct {
 	Reloads       uint64     `json:"reloads"`
 	FailedReloads uint64     `json:"failed_reloads"`
 	Quarantines   uint64     `json:"quarantines"`
+	// At the last memory check: table entries and the memory estimate
+	// (strings plus 64 bytes an entry) that max-table-entries and
+	// max-memory bound.
+	HeldEntries int64 `json:"held_entries"`
+	HeldBytes   int64 `json:"held_bytes"`
 }
 
 // LastError is the newest error of a script, with the place in the
@@ -100,6 +105,8 @@ func (s *Script) Status() ScriptStatus {
 		Reloads:       s.Stats.Reloads.Load(),
 		FailedReloads: s.Stats.Failed.Load(),
 		Quarantines:   s.Stats.Quarantines.Load(),
+		HeldEntries:   s.Stats.HeldEntries.Load(),
+		HeldBytes:     s.Stats.HeldBytes.Load(),
 	}
 	st.Loaded = st.Version != ""
 	s.health.mu.Lock()

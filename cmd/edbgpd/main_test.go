@@ -44,6 +44,7 @@ func TestBadConfigAtStart(t *testing.T) {
 		{"toml syntax", "[global.config]\n as = \n", "edbgpd.toml"},
 		{"unknown key", "[global.config]\n  as = 1\n  router-id = \"192.0.2.1\"\n  colour = 3\n", "colour"},
 		{"no router id", "[global.config]\n  as = 1\n", "router-id"},
+		{"empty", "", "no global section"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(t.TempDir(), "edbgpd.toml")
@@ -55,6 +56,11 @@ func TestBadConfigAtStart(t *testing.T) {
 			}
 			if !strings.Contains(string(out), path) || !strings.Contains(string(out), tc.want) {
 				t.Errorf("output does not name %s and %q:\n%s", path, tc.want, out)
+			}
+			// -d says the same.
+			out, err = exec.Command(binary, "-d", "-f", path).CombinedOutput()
+			if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 1 || !strings.Contains(string(out), tc.want) {
+				t.Errorf("-d: %v\n%s", err, out)
 			}
 		})
 	}

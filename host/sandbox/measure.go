@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"slices"
 	"unsafe"
 
 	lua "github.com/yuin/gopher-lua"
@@ -22,8 +23,8 @@ type Usage struct {
 func (u Usage) Bytes() int64 { return u.Strings + int64(u.Entries)*EntryBytes }
 
 // Measure counts what L's script can reach between calls: globals, the
-// registry (loaded modules, bgp.state), metatables, functions' upvalues
-// and environments. It stops once the count passes maxEntries or
+// registry (loaded modules, bgp.state), roots the host holds for it
+// (timer callbacks), metatables, functions' upvalues and environments. It stops once the count passes maxEntries or
 // maxBytes (0: no bound), so its cost is bounded by the limits. The walk
 // keeps its own stack: a table chain millions deep is only long, not
 // deep, here.
@@ -31,7 +32,7 @@ func (u Usage) Bytes() int64 { return u.Strings + int64(u.Entries)*EntryBytes }
 // gopher-lua has no allocation hook and Go no per-goroutine accounting,
 // so what is reachable is the measure of a script's memory. Call it on
 // the goroutine that owns L.
-func Measure(L *lua.LState, maxEntries int, maxBytes int64) Usage {
+func Measure(L *lua.LState, maxEntries int, maxBytes int64, roots ...lua.LValue) Usage {
 	var u Usage
 	over := func() bool {
 		return (maxEntries > 0 && u.Entries > maxEntries) || (maxBytes > 0 && u.Bytes() > maxBytes)
@@ -40,7 +41,7 @@ func Measure(L *lua.LState, maxEntries int, maxBytes int64) Usage {
 	// Short strings are counted each time: looking them up would cost
 	// more than the overcount.
 	const shared = 64
-	stack := []lua.LValue{L.G.Global, L.G.Registry}
+	stack := append([]lua.LValue{L.G.Global, L.G.Registry}, roots...)
 	visit := func(v lua.LValue) {
 		switch x := v.(type) {
 		case lua.LString:
@@ -63,6 +64,7 @@ func Measure(L *lua.LState, maxEntries int, maxBytes int64) Usage {
 	for _, v := range stack {
 		seen[v] = struct{}{}
 	}
+	stack = slices.DeleteFunc(stack, func(v lua.LValue) bool { return v == nil })
 	for len(stack) > 0 && !over() {
 		v := stack[len(stack)-1]
 		stack = stack[:len(stack)-1]

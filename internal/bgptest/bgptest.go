@@ -29,7 +29,10 @@ type T interface {
 type Router struct {
 	*server.BgpServer
 	Addr string
-	t    T
+	// HoldTime of the session Connect sets up, in seconds; 0: 30. Tests
+	// that must show a session never stalls use 9, as routers do.
+	HoldTime uint64
+	t        T
 }
 
 // NewRouter starts a router with AS asn on addr, with no session yet.
@@ -52,10 +55,14 @@ func NewRouter(t T, asn uint32, addr string, logger gobgplog.Logger) *Router {
 // Connect peers the router with edbgpd (AS 65001) at 127.0.0.1:edbgpdPort.
 func (r *Router) Connect(edbgpdPort int) *Router {
 	r.t.Helper()
+	hold := r.HoldTime
+	if hold == 0 {
+		hold = 30
+	}
 	err := r.AddPeer(context.Background(), &api.AddPeerRequest{Peer: &api.Peer{
 		Conf:      &api.PeerConf{NeighborAddress: "127.0.0.1", PeerAsn: 65001},
 		Transport: &api.Transport{LocalAddress: r.Addr, RemotePort: uint32(edbgpdPort)},
-		Timers:    &api.Timers{Config: &api.TimersConfig{ConnectRetry: 1, IdleHoldTimeAfterReset: 1, HoldTime: 30, KeepaliveInterval: 10}},
+		Timers:    &api.Timers{Config: &api.TimersConfig{ConnectRetry: 1, IdleHoldTimeAfterReset: 1, HoldTime: hold, KeepaliveInterval: hold / 3}},
 	}})
 	if err != nil {
 		r.t.Fatal(err)
@@ -68,6 +75,16 @@ func (r *Router) Connect(edbgpdPort int) *Router {
 func StartRouter(t T, asn uint32, addr string, edbgpdPort int, logger gobgplog.Logger) *Router {
 	t.Helper()
 	return NewRouter(t, asn, addr, logger).Connect(edbgpdPort)
+}
+
+// Uptime is when the session towards edbgpd last came up; a session
+// that never dropped keeps it.
+func (r *Router) Uptime() time.Time {
+	var up time.Time
+	r.ListPeer(context.Background(), &api.ListPeerRequest{Address: "127.0.0.1"}, func(p *api.Peer) {
+		up = p.GetTimers().GetState().GetUptime().AsTime()
+	})
+	return up
 }
 
 // State is the session state towards edbgpd, in GoBGP API words.

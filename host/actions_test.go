@@ -44,7 +44,7 @@ func TestDaemonActions(t *testing.T) {
 	r.WaitEstablished()
 
 	med := uint32(5)
-	if err := d.Announce("rtbh.lua", luaapi.Route{Prefix: "192.0.2.1/32", Communities: []string{"65535:666"}, MED: &med, Prepend: 2}); err != nil {
+	if err := d.Speaker().Announce("rtbh.lua", luaapi.Route{Prefix: "192.0.2.1/32", Communities: []string{"65535:666"}, MED: &med, Prepend: 2}); err != nil {
 		t.Fatal(err)
 	}
 	bgptest.WaitFor(t, 5*time.Second, func() bool {
@@ -52,47 +52,47 @@ func TestDaemonActions(t *testing.T) {
 		return ok && slices.Equal(c, []uint32{65535<<16 | 666})
 	}, "the announced /32 with 65535:666 at the router")
 
-	bp, err := d.BestPath("192.0.2.1/32")
+	bp, err := d.Speaker().BestPath("192.0.2.1/32")
 	if err != nil || bp == nil || !slices.Equal(bp.Attrs().Communities, []string{"65535:666"}) || bp.Attrs().MED != 5 ||
 		!slices.Equal(bp.Attrs().ASPath, []uint32{65001, 65001}) {
 		t.Fatalf("BestPath = %+v, %v", bp, err)
 	}
-	if bp, _ := d.Lookup("192.0.2.1"); bp == nil || bp.Prefix != "192.0.2.1/32" {
+	if bp, _ := d.Speaker().Lookup("192.0.2.1"); bp == nil || bp.Prefix != "192.0.2.1/32" {
 		t.Errorf("Lookup(192.0.2.1) = %+v", bp)
 	}
-	if bp, _ := d.Lookup("198.51.100.7"); bp == nil || bp.Prefix != "0.0.0.0/0" {
+	if bp, _ := d.Speaker().Lookup("198.51.100.7"); bp == nil || bp.Prefix != "0.0.0.0/0" {
 		t.Errorf("Lookup(198.51.100.7) = %+v, want the default route", bp)
 	}
-	if bp, _ := d.BestPath("198.51.100.0/24"); bp != nil {
+	if bp, _ := d.Speaker().BestPath("198.51.100.0/24"); bp != nil {
 		t.Errorf("BestPath of an unknown prefix = %+v", bp)
 	}
 
-	if err := d.Withdraw("other.lua", "192.0.2.1/32"); err == nil {
+	if err := d.Speaker().Withdraw("other.lua", "192.0.2.1/32"); err == nil {
 		t.Error("another script withdrew rtbh.lua's route")
 	}
-	if err := d.Withdraw("rtbh.lua", "192.0.2.1/32"); err != nil {
+	if err := d.Speaker().Withdraw("rtbh.lua", "192.0.2.1/32"); err != nil {
 		t.Fatal(err)
 	}
 	bgptest.WaitFor(t, 5*time.Second, func() bool { _, ok := receivedCommunities(r, "192.0.2.1/32"); return !ok }, "the withdrawal at the router")
 
-	p, err := d.Peer("127.0.0.2")
+	p, err := d.Speaker().Peer("127.0.0.2")
 	if err != nil || p.State != "established" || p.ASN != 65002 || p.Advertised < 1 || p.Uptime <= 0 {
 		t.Errorf("Peer = %+v, %v", p, err)
 	}
-	if _, err := d.Peer("127.0.0.9"); err == nil {
+	if _, err := d.Speaker().Peer("127.0.0.9"); err == nil {
 		t.Error("Peer of an unknown neighbor succeeded")
 	}
-	if err := d.ResetPeer("127.0.0.2", "soft-out"); err != nil || r.State() != "ESTABLISHED" {
+	if err := d.Speaker().ResetPeer("127.0.0.2", "soft-out"); err != nil || r.State() != "ESTABLISHED" {
 		t.Errorf("soft-out reset: %v, state %s", err, r.State())
 	}
-	if err := d.SetPeerEnabled("127.0.0.2", false); err != nil {
+	if err := d.Speaker().SetPeerEnabled("127.0.0.2", false); err != nil {
 		t.Fatal(err)
 	}
 	bgptest.WaitFor(t, 5*time.Second, func() bool { return r.State() != "ESTABLISHED" }, "the session to go down on disable")
-	if p, _ := d.Peer("127.0.0.2"); !p.AdminDown {
+	if p, _ := d.Speaker().Peer("127.0.0.2"); !p.AdminDown {
 		t.Errorf("disabled peer not admin down: %+v", p)
 	}
-	if err := d.SetPeerEnabled("127.0.0.2", true); err != nil {
+	if err := d.Speaker().SetPeerEnabled("127.0.0.2", true); err != nil {
 		t.Fatal(err)
 	}
 	r.WaitEstablished()

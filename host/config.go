@@ -5,19 +5,22 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
-	"slices"
-	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
-	"github.com/osrg/gobgp/v3/pkg/config"
-	"github.com/osrg/gobgp/v3/pkg/config/oc"
 	"github.com/pelletier/go-toml/v2"
 	"gopkg.in/yaml.v3"
+
+	"github.com/edbgpd/edbgpd/host/engine"
+	"github.com/edbgpd/edbgpd/host/notify"
+	"github.com/edbgpd/edbgpd/host/sink"
+	"github.com/edbgpd/edbgpd/host/speaker"
+	"github.com/edbgpd/edbgpd/host/units"
+	"github.com/edbgpd/edbgpd/luaapi"
 )
 
 // Options are edbgpd's own settings: the [edbgpd] section of the config
@@ -43,71 +46,25 @@ type Options struct {
 	// otherwise (full, default-only, none or a policy-definition): with
 	// "default-only", a script that fails to load cannot leave peers on
 	// the full table.
-	DefaultExportPolicy string          `toml:"default-export-policy" yaml:"default-export-policy"`
-	Routes              []Route         `toml:"routes" yaml:"routes"`
-	Notify              NotifyOptions   `toml:"notify" yaml:"notify"`
-	Throttle            ThrottleOptions `toml:"throttle" yaml:"throttle"`
-	Kafka               KafkaOptions    `toml:"kafka" yaml:"kafka"`
-	Sandbox             SandboxOptions  `toml:"sandbox" yaml:"sandbox"`
+	DefaultExportPolicy string                 `toml:"default-export-policy" yaml:"default-export-policy"`
+	Routes              []speaker.Route        `toml:"routes" yaml:"routes"`
+	Notify              notify.Options         `toml:"notify" yaml:"notify"`
+	Throttle            engine.ThrottleOptions `toml:"throttle" yaml:"throttle"`
+	Kafka               sink.KafkaOptions      `toml:"kafka" yaml:"kafka"`
+	Sandbox             SandboxOptions         `toml:"sandbox" yaml:"sandbox"`
 	// Grants: what one script may do beyond Notify and Sandbox, by file name.
 	Grants map[string]Grant `toml:"grants" yaml:"grants"`
 }
 
-// Route is a route the daemon originates from config.
-type Route struct {
-	Prefix           string   `toml:"prefix" yaml:"prefix"`
-	Nexthop          string   `toml:"nexthop" yaml:"nexthop"`
-	Origin           string   `toml:"origin" yaml:"origin"`
-	ASPath           []uint32 `toml:"as-path" yaml:"as-path"`
-	Communities      []string `toml:"communities" yaml:"communities"`
-	LargeCommunities []string `toml:"large-communities" yaml:"large-communities"`
-	MED              *uint32  `toml:"med" yaml:"med"`
-	LocalPref        *uint32  `toml:"local-pref" yaml:"local-pref"`
-}
-
-// Duration reads "1s", "250ms" from TOML and YAML.
-type Duration time.Duration
-
-func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
-	if err != nil {
-		return err
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// Size reads a byte count: "512MiB", "1GiB", "64KiB", "1000000", or
-// "off" (-1: no bound).
-type Size int64
-
-func (z *Size) UnmarshalText(b []byte) error {
-	s := strings.TrimSpace(string(b))
-	if s == "off" {
-		*z = -1
-		return nil
-	}
-	mult := int64(1)
-	for _, u := range []struct {
-		suffix string
-		mult   int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}} {
-		if strings.HasSuffix(s, u.suffix) {
-			s, mult = strings.TrimSpace(strings.TrimSuffix(s, u.suffix)), u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || n < 0 {
-		return fmt.Errorf("size %q: want a number of bytes with KiB, MiB or GiB, or off", string(b))
-	}
-	*z = Size(n * mult)
-	return nil
-}
+// Duration and Size are the config's units (see package units).
+type (
+	Duration = units.Duration
+	Size     = units.Size
+)
 
 // Limits returns the script limits, defaults filled in.
-func (o *Options) Limits() Limits {
-	l := DefaultLimits
+func (o *Options) Limits() engine.Limits {
+	l := engine.DefaultLimits
 	if o.CallTimeout > 0 {
 		l.CallTimeout = time.Duration(o.CallTimeout)
 	}
@@ -140,8 +97,8 @@ func (o *Options) Limits() Limits {
 
 // Config is one reading of the config file.
 type Config struct {
-	BGP     *oc.BgpConfigSet // GoBGP's part, read by GoBGP's own reader
-	Options Options          // the [edbgpd] section
+	BGP     *speaker.Config // GoBGP's part, read by GoBGP's own reader
+	Options Options         // the [edbgpd] section
 }
 
 // LoadConfig reads a gobgpd config file (toml, yaml or json) with GoBGP's
@@ -193,29 +150,12 @@ func LoadConfig(path, typ string) (*Config, error) {
 	if err := c.Options.validate(); err != nil {
 		return nil, fmt.Errorf("config %s: [edbgpd] section: %w", path, err)
 	}
-	// GoBGP's reader takes a file name; give it the file minus our section,
-	// same line numbers, and put the real name back in its errors.
-	tmp, err := os.CreateTemp("", "edbgpd-config-*"+filepath.Ext(path))
+	c.BGP, err = speaker.ReadConfig(path, typ, gobgpPart)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(gobgpPart); err != nil {
-		tmp.Close()
-		return nil, err
-	}
-	tmp.Close()
-	c.BGP, err = config.ReadConfigFile(tmp.Name(), typ)
-	if err != nil {
-		return nil, fmt.Errorf("config %s: %s", path, strings.ReplaceAll(err.Error(), tmp.Name(), path))
-	}
-	if id := c.BGP.Global.Config.RouterId; net.ParseIP(id) == nil {
-		// GoBGP refuses it only when it starts: say so for -d too.
-		return nil, fmt.Errorf("config %s: [global.config] router-id %q: want an IPv4 address", path, id)
-	}
-	if p := c.Options.DefaultExportPolicy; p != "" && !isBuiltin(p) &&
-		!slices.ContainsFunc(c.BGP.PolicyDefinitions, func(d oc.PolicyDefinition) bool { return d.Name == p }) {
-		return nil, fmt.Errorf("config %s: [edbgpd] default-export-policy %q: want full, default-only, none or a policy-definition of this file", path, p)
+	if err := speaker.CheckConfig(c.BGP, c.Options.DefaultExportPolicy); err != nil {
+		return nil, fmt.Errorf("config %s: %w", path, err)
 	}
 	return c, nil
 }
@@ -304,7 +244,7 @@ func splitConfig(raw []byte, typ string) (gobgp, own []byte) {
 
 func (o *Options) validate() error {
 	for i, r := range o.Routes {
-		if _, err := r.path(); err != nil {
+		if err := r.Check(); err != nil {
 			return fmt.Errorf("routes[%d] (%s): %w", i, r.Prefix, err)
 		}
 	}
@@ -312,9 +252,29 @@ func (o *Options) validate() error {
 		return err
 	}
 	if len(o.Kafka.Brokers) > 0 {
-		if _, err := o.Kafka.kafkaOpts(); err != nil {
+		if err := o.Kafka.Check(); err != nil {
 			return fmt.Errorf("[edbgpd.kafka]: %w", err)
 		}
 	}
 	return nil
+}
+
+// optionsInForce is the [edbgpd] section in force: SIGHUP replaces it,
+// the notifier and the script engine read it per call.
+type optionsInForce struct{ p atomic.Pointer[Options] }
+
+func (o *optionsInForce) load() *Options   { return o.p.Load() }
+func (o *optionsInForce) store(x *Options) { o.p.Store(x) }
+
+// OfflineOptions are the engine's options for `edbgpd test -f CONFIG`:
+// the config's limits, grants and notify allow-lists.
+func (o *Options) OfflineOptions() engine.OfflineOptions {
+	limits := o.Limits()
+	return engine.OfflineOptions{
+		Limits:  &limits,
+		Sandbox: func(name string) engine.Sandbox { return o.grantFor(name).sandbox() },
+		CheckNotify: func(script string, n luaapi.Notification) error {
+			return o.grantFor(script).notifyAllow().Check(script, n)
+		},
+	}
 }

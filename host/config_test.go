@@ -69,26 +69,3 @@ func TestLoadConfigErrors(t *testing.T) {
 		})
 	}
 }
-
-func TestSize(t *testing.T) {
-	for _, tc := range []struct {
-		in   string
-		want host.Size
-		err  bool
-	}{
-		{"1GiB", 1 << 30, false},
-		{"512MiB", 512 << 20, false},
-		{"64 KiB", 64 << 10, false},
-		{"1000000", 1000000, false},
-		{"off", -1, false},
-		{"1GB", 0, true},
-		{"-5", 0, true},
-		{"", 0, true},
-	} {
-		var z host.Size
-		err := z.UnmarshalText([]byte(tc.in))
-		if (err != nil) != tc.err || (!tc.err && z != tc.want) {
-			t.Errorf("%q: %d, %v", tc.in, z, err)
-		}
-	}
-}

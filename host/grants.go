@@ -2,11 +2,13 @@ package host
 
 import (
 	"fmt"
-	"net/url"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
+
+	"github.com/edbgpd/edbgpd/host/engine"
+	"github.com/edbgpd/edbgpd/host/notify"
+	"github.com/edbgpd/edbgpd/host/sandbox"
 )
 
 // SandboxOptions widen the sandbox of every script: [edbgpd.sandbox].
@@ -28,9 +30,6 @@ type Grant struct {
 	RequirePaths []string `toml:"require-paths" yaml:"require-paths"`
 }
 
-// sandboxAllow is everything Allow may name.
-var sandboxAllow = []string{"io", "os", "debug", "dofile", "loadfile"}
-
 // grantFor merges the settings for every script with those for name.
 func (o *Options) grantFor(name string) Grant {
 	own := o.Grants[name]
@@ -42,61 +41,21 @@ func (o *Options) grantFor(name string) Grant {
 	}
 }
 
-// sandboxKey tells whether two grants build the same sandbox: a script
-// whose key changed is reloaded even if its file did not.
-func (g Grant) sandboxKey() string {
-	allow := slices.Clone(g.Allow)
-	sort.Strings(allow)
-	return strings.Join(allow, ",") + "|" + strings.Join(g.RequirePaths, ":")
+// sandbox is the part of g the script engine builds the sandbox from.
+func (g Grant) sandbox() engine.Sandbox {
+	return engine.Sandbox{Allow: g.Allow, RequirePaths: g.RequirePaths}
 }
 
-// allowedURL reports whether raw lies under one of the allowed URLs:
-// same scheme and host (port included), and a path under the allowed
-// one at a "/" boundary. Dot segments are refused, since the server may
-// resolve them out of the allowed path.
-func allowedURL(allow []string, raw string) bool {
-	u, err := url.Parse(raw)
-	if err != nil || u.Host == "" || u.User != nil {
-		return false
-	}
-	for _, seg := range strings.Split(u.Path, "/") {
-		if seg == "." || seg == ".." {
-			return false
-		}
-	}
-	for _, a := range allow {
-		e, err := url.Parse(a)
-		if err != nil || !strings.EqualFold(e.Scheme, u.Scheme) || !strings.EqualFold(e.Host, u.Host) {
-			continue
-		}
-		ep, up := e.EscapedPath(), u.EscapedPath()
-		switch {
-		case ep == "" || ep == "/":
-			return true
-		case strings.HasSuffix(ep, "/") && strings.HasPrefix(up, ep):
-			return true
-		case up == ep || strings.HasPrefix(up, ep+"/"):
-			return true
-		}
-	}
-	return false
-}
+// notifyAllow is the part of g the notifier checks.
+func (g Grant) notifyAllow() notify.Allow { return notify.Allow{HTTP: g.HTTPAllow, Exec: g.ExecAllow} }
 
 func (g Grant) validate() error {
-	for _, a := range g.HTTPAllow {
-		u, err := url.Parse(a)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-			return fmt.Errorf("http-allow %q: not an http:// or https:// URL with a host", a)
-		}
-	}
-	for _, c := range g.ExecAllow {
-		if !filepath.IsAbs(c) {
-			return fmt.Errorf("exec-allow %q: not an absolute path", c)
-		}
+	if err := g.notifyAllow().Validate(); err != nil {
+		return err
 	}
 	for _, a := range g.Allow {
-		if !slices.Contains(sandboxAllow, a) {
-			return fmt.Errorf("allow %q: not one of %s", a, strings.Join(sandboxAllow, ", "))
+		if !slices.Contains(sandbox.Grantable, a) {
+			return fmt.Errorf("allow %q: not one of %s", a, strings.Join(sandbox.Grantable, ", "))
 		}
 	}
 	for _, p := range g.RequirePaths {

@@ -1,7 +1,6 @@
 package host_test
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -9,10 +8,9 @@ import (
 	"path/filepath"
 	"testing"
 
-	api "github.com/osrg/gobgp/v3/api"
-
 	"github.com/edbgpd/edbgpd/host"
 	"github.com/edbgpd/edbgpd/internal/bgptest"
+	"github.com/edbgpd/edbgpd/luaapi"
 )
 
 // testLogger logs to the test output when -v, else nowhere.
@@ -60,7 +58,7 @@ func addTable(t *testing.T, d *host.Daemon, n int) {
 	t.Helper()
 	for i := 0; i < n; i++ {
 		prefix := fmt.Sprintf("172.%d.%d.0/24", 16+i/256, i%256)
-		if _, err := d.Server.AddPath(context.Background(), &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: bgptest.Path(t, prefix, "127.0.0.1", nil, false)}); err != nil {
+		if err := d.Speaker().Announce("test", luaapi.Route{Prefix: prefix, Nexthop: "127.0.0.1"}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -26,6 +26,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 
+	"github.com/edbgpd/edbgpd/host/sink"
 	"github.com/edbgpd/edbgpd/internal/bgptest"
 )
 
@@ -234,8 +235,8 @@ func TestKafkaBrokerDown(t *testing.T) {
 	for i := range 500 {
 		r.Announce(fmt.Sprintf("198.19.%d.%d/32", i/256, i%256))
 	}
-	stats := d.KafkaStats()
-	bgptest.WaitFor(t, 10*time.Second, func() bool { return stats.Dropped.Load()+stats.Failed.Load() >= 500-20 }, "the loss to be counted")
+	stats := func() sink.KafkaStats { s, _ := d.KafkaStats(); return s }
+	bgptest.WaitFor(t, 10*time.Second, func() bool { return stats().Dropped+stats().Failed >= 500-20 }, "the loss to be counted")
 	bgptest.WaitFor(t, 10*time.Second, func() bool { return strings.Contains(logs.String(), "events not delivered to kafka") }, "the loss to be logged")
 	if r.State() != "ESTABLISHED" {
 		t.Fatalf("the BGP session is %s while Kafka is down", r.State())
@@ -257,8 +258,9 @@ func TestKafkaBrokerDown(t *testing.T) {
 		}
 		return false
 	}, "delivery to resume once the broker is back\n"+logs.String())
-	t.Logf("during the outage: %d dropped (buffer full), %d failed (delivery timeout); %d delivered in all", stats.Dropped.Load(), stats.Failed.Load(), stats.Delivered.Load())
-	if lost := stats.Dropped.Load() + stats.Failed.Load(); lost < 500-20 {
+	st := stats()
+	t.Logf("during the outage: %d dropped (buffer full), %d failed (delivery timeout); %d delivered in all", st.Dropped, st.Failed, st.Delivered)
+	if lost := st.Dropped + st.Failed; lost < 500-20 {
 		t.Errorf("%d events counted as lost, want at least the 480 that did not fit the buffer of 20", lost)
 	}
 	// Drop-newest: the first events of the outage waited in the buffer and
@@ -311,7 +313,7 @@ func TestKafkaPeerStatesOnly(t *testing.T) {
 	r.Connect(port)
 	r.WaitEstablished()
 	r.Announce("198.18.0.0/24")
-	bgptest.WaitFor(t, 5*time.Second, func() bool { _, ok := bgptest.BestCommunities(d.Server, "198.18.0.0/24"); return ok }, "the route in edbgpd's RIB")
+	bgptest.WaitFor(t, 5*time.Second, func() bool { _, ok := bgptest.BestCommunities(d.Speaker(), "198.18.0.0/24"); return ok }, "the route in edbgpd's RIB")
 	r.Reset() // a peer event after the best path
 	c := consume(t, "bgp", kgo.SeedBrokers(broker))
 	bgptest.WaitFor(t, 10*time.Second, func() bool {

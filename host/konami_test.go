@@ -88,7 +88,7 @@ func TestKonamiEndToEnd(t *testing.T) {
 		{"plain reset after unlock", r1, nil, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			tc.sender.Play(d.Server, tc.steps)
+			tc.sender.Play(d.Speaker(), tc.steps)
 			resetAndWait(t, r1)
 			if tc.want == 1 {
 				expectDefaultOnly(t, r1)

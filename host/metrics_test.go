@@ -13,7 +13,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/edbgpd/edbgpd/host"
+	"github.com/edbgpd/edbgpd/host/metrics"
 	"github.com/edbgpd/edbgpd/internal/bgptest"
 )
 
@@ -158,14 +158,14 @@ func TestMetricsAndStatus(t *testing.T) {
 	}
 }
 
-func status(t *testing.T, addr string) host.Status {
+func status(t *testing.T, addr string) metrics.Status {
 	t.Helper()
 	res, err := http.Get("http://" + addr + "/status")
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer res.Body.Close()
-	var st host.Status
+	var st metrics.Status
 	if err := json.NewDecoder(res.Body).Decode(&st); err != nil {
 		t.Fatal(err)
 	}

@@ -63,7 +63,7 @@ func TestExportPolicies(t *testing.T) {
 		{"full", table + 1},
 	} {
 		t.Run(tc.policy, func(t *testing.T) {
-			if err := d.SetExportPolicy("127.0.0.2", tc.policy); err != nil {
+			if err := d.Speaker().SetExportPolicy("127.0.0.2", tc.policy); err != nil {
 				t.Fatal(err)
 			}
 			resetAndWait(t, r)
@@ -74,18 +74,18 @@ func TestExportPolicies(t *testing.T) {
 		})
 	}
 	for _, bad := range []string{"no-such-policy", ""} {
-		if err := d.SetExportPolicy("127.0.0.2", bad); err == nil {
+		if err := d.Speaker().SetExportPolicy("127.0.0.2", bad); err == nil {
 			t.Errorf("policy %q accepted", bad)
 		}
 	}
-	if err := d.SetExportPolicy("not-an-address", "full"); err == nil {
+	if err := d.Speaker().SetExportPolicy("not-an-address", "full"); err == nil {
 		t.Error("peer not-an-address accepted")
 	}
 
 	// A peer added to the config later gets the default a script chose,
 	// from its first session on.
 	t.Run("peer added by SIGHUP", func(t *testing.T) {
-		if err := d.SetDefaultExportPolicy("default-only"); err != nil {
+		if err := d.Speaker().SetDefaultExportPolicy("default-only"); err != nil {
 			t.Fatal(err)
 		}
 		os.WriteFile(path, []byte(edbgpdConfig(port, scripts, "127.0.0.2", "127.0.0.3")+labPolicy), 0o644)
@@ -122,27 +122,27 @@ func TestExportPolicyTakesEffectAtOnce(t *testing.T) {
 		policy          string
 		add, withdrawal int
 	}{{"full", 0, 0}, {"default-only", 0, table}, {"none", 0, table + 1}} {
-		add, withdraw, err := d.PreviewExportPolicy("127.0.0.2", tc.policy)
+		add, withdraw, err := d.Speaker().PreviewExportPolicy("127.0.0.2", tc.policy)
 		if err != nil || len(add) != tc.add || len(withdraw) != tc.withdrawal || slices.Contains(withdraw, "0.0.0.0/0") != (tc.policy == "none") {
 			t.Errorf("preview %s: add %d withdraw %d (%v), want %d and %d", tc.policy, len(add), len(withdraw), err, tc.add, tc.withdrawal)
 		}
 	}
-	if _, _, err := d.PreviewExportPolicy("127.0.0.2", "lab-only"); err == nil {
+	if _, _, err := d.Speaker().PreviewExportPolicy("127.0.0.2", "lab-only"); err == nil {
 		t.Error("preview of a named policy did not say it cannot")
 	}
 	expectExactly(t, r, table+1)
 
-	if err := d.SetExportPolicy("127.0.0.2", "default-only"); err != nil {
+	if err := d.Speaker().SetExportPolicy("127.0.0.2", "default-only"); err != nil {
 		t.Fatal(err)
 	}
 	bgptest.WaitFor(t, 20*time.Second, func() bool { return r.State() == "ESTABLISHED" && len(r.Received()) == 1 }, "full -> default-only at the router")
 	expectDefaultOnly(t, r)
 
-	if add, withdraw, err := d.PreviewExportPolicy("127.0.0.2", "full"); err != nil || len(add) != table || len(withdraw) != 0 {
+	if add, withdraw, err := d.Speaker().PreviewExportPolicy("127.0.0.2", "full"); err != nil || len(add) != table || len(withdraw) != 0 {
 		t.Errorf("preview back to full: add %d withdraw %d (%v), want %d and 0", len(add), len(withdraw), err, table)
 	}
 	resets := notes.Count()
-	if err := d.SetExportPolicy("127.0.0.2", "full"); err != nil {
+	if err := d.Speaker().SetExportPolicy("127.0.0.2", "full"); err != nil {
 		t.Fatal(err)
 	}
 	bgptest.WaitFor(t, 10*time.Second, func() bool { return len(r.Received()) == table+1 }, "default-only -> full at the router")
@@ -164,7 +164,7 @@ func TestImportPolicy(t *testing.T) {
 	accepted := func() []string {
 		var got []string
 		for _, p := range sent {
-			if bp, _ := d.BestPath(p); bp != nil {
+			if bp, _ := d.Speaker().BestPath(p); bp != nil {
 				got = append(got, p)
 			}
 		}
@@ -180,12 +180,12 @@ func TestImportPolicy(t *testing.T) {
 		{"full", sent},
 	} {
 		t.Run(tc.policy, func(t *testing.T) {
-			if err := d.SetImportPolicy("127.0.0.2", tc.policy); err != nil {
+			if err := d.Speaker().SetImportPolicy("127.0.0.2", tc.policy); err != nil {
 				t.Fatal(err)
 			}
 			bgptest.WaitFor(t, 5*time.Second, func() bool { return slices.Equal(accepted(), tc.want) },
 				fmt.Sprintf("edbgpd to accept %v from the peer", tc.want))
-			if p, err := d.Peer("127.0.0.2"); err != nil {
+			if p, err := d.Speaker().Peer("127.0.0.2"); err != nil {
 				t.Error(err)
 			} else if p.ImportPolicy != tc.policy || p.ExportPolicy != "full" {
 				t.Errorf("peer shows import %q export %q, want %q and full", p.ImportPolicy, p.ExportPolicy, tc.policy)
@@ -194,20 +194,20 @@ func TestImportPolicy(t *testing.T) {
 	}
 	// Scripts steer GoBGP's own policy engine through its defined sets.
 	t.Run("defined set", func(t *testing.T) {
-		if err := d.SetImportPolicy("127.0.0.2", "lab-only"); err != nil {
+		if err := d.Speaker().SetImportPolicy("127.0.0.2", "lab-only"); err != nil {
 			t.Fatal(err)
 		}
-		if err := d.DefinedSet("add", "prefix", "lab", []string{"198.51.100.0/24 24..32"}); err != nil {
+		if err := d.Speaker().DefinedSet("add", "prefix", "lab", []string{"198.51.100.0/24 24..32"}); err != nil {
 			t.Fatal(err)
 		}
-		d.ResetPeer("127.0.0.2", "soft-in")
+		d.Speaker().ResetPeer("127.0.0.2", "soft-in")
 		bgptest.WaitFor(t, 5*time.Second, func() bool { return slices.Equal(accepted(), []string{"172.16.1.0/24", "198.51.100.0/24"}) }, "the added prefix-set entry to apply")
-		if err := d.DefinedSet("remove", "prefix", "lab", []string{"198.51.100.0/24 24..32"}); err != nil {
+		if err := d.Speaker().DefinedSet("remove", "prefix", "lab", []string{"198.51.100.0/24 24..32"}); err != nil {
 			t.Fatal(err)
 		}
-		d.ResetPeer("127.0.0.2", "soft-in")
+		d.Speaker().ResetPeer("127.0.0.2", "soft-in")
 		bgptest.WaitFor(t, 5*time.Second, func() bool { return slices.Equal(accepted(), []string{"172.16.1.0/24"}) }, "the removed entry to apply")
-		if err := d.DefinedSet("add", "prefix", "lab", []string{"198.51.100.0/24 8..16"}); err == nil {
+		if err := d.Speaker().DefinedSet("add", "prefix", "lab", []string{"198.51.100.0/24 8..16"}); err == nil {
 			t.Error("a mask range shorter than the prefix was accepted")
 		}
 	})
@@ -240,7 +240,7 @@ func TestWithdrawWithoutReset(t *testing.T) {
 	expectExactly(t, customer, table+1)
 	expectExactly(t, bystander, table+1)
 
-	if err := d.SetExportPolicy("127.0.0.2", "default-only"); err != nil {
+	if err := d.Speaker().SetExportPolicy("127.0.0.2", "default-only"); err != nil {
 		t.Fatal(err)
 	}
 	bgptest.WaitFor(t, 5*time.Second, func() bool { return len(customer.Received()) == 1 }, "the withdrawals at the customer")
@@ -258,7 +258,7 @@ func TestWithdrawWithoutReset(t *testing.T) {
 		}
 	}
 	// And back: a soft reset out, still no reset.
-	if err := d.SetExportPolicy("127.0.0.2", "full"); err != nil {
+	if err := d.Speaker().SetExportPolicy("127.0.0.2", "full"); err != nil {
 		t.Fatal(err)
 	}
 	bgptest.WaitFor(t, 5*time.Second, func() bool { return len(customer.Received()) == table+1 }, "the full table back at the customer")

@@ -1,7 +1,6 @@
 package host_test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,9 +10,8 @@ import (
 	"testing"
 	"time"
 
-	api "github.com/osrg/gobgp/v3/api"
-
 	"github.com/edbgpd/edbgpd/internal/bgptest"
+	"github.com/edbgpd/edbgpd/luaapi"
 )
 
 const slowScript = `local bgp = require("bgp")
@@ -54,14 +52,14 @@ func TestSlowScriptHoldsBackNoOne(t *testing.T) {
 	d, logs := startDaemonLogs(t, cfg)
 	for round := 1; round <= rounds; round++ {
 		for i := range table {
-			p := bgptest.Path(t, fmt.Sprintf("172.%d.%d.0/24", 16+i/256, i%256), "127.0.0.1", []string{fmt.Sprint("65000:", round)}, false)
-			if _, err := d.Server.AddPath(context.Background(), &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: p}); err != nil {
+			p := luaapi.Route{Prefix: fmt.Sprintf("172.%d.%d.0/24", 16+i/256, i%256), Nexthop: "127.0.0.1", Communities: []string{fmt.Sprint("65000:", round)}}
+			if err := d.Speaker().Announce("test", p); err != nil {
 				t.Fatal(err)
 			}
 		}
 	}
-	sentinel := bgptest.Path(t, "192.0.2.254/32", "127.0.0.1", []string{"65000:3"}, false)
-	if _, err := d.Server.AddPath(context.Background(), &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: sentinel}); err != nil {
+	sentinel := luaapi.Route{Prefix: "192.0.2.254/32", Nexthop: "127.0.0.1", Communities: []string{"65000:3"}}
+	if err := d.Speaker().Announce("test", sentinel); err != nil {
 		t.Fatal(err)
 	}
 

@@ -10,61 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edbgpd/edbgpd/host"
+	"github.com/edbgpd/edbgpd/host/engine"
 	"github.com/edbgpd/edbgpd/internal/bgptest"
-	"github.com/edbgpd/edbgpd/luaapi"
 )
 
-func TestSubscriptionAndPrevious(t *testing.T) {
-	e := newScriptEnv(t, host.DefaultLimits)
-	e.write("s.lua", `local bgp = require("bgp")
-bgp.subscribe{prefixes = {"10.0.0.0/8"}, covered_by = {"192.0.2.0/24"}, peer_state = false}
-local asked = false
-function on_best_path(ev)
-  if not asked then
-    asked = true
-    bgp.set_export_policy("subscribe after load", tostring(bgp.subscribe{}))
-  end
-  local prev = ev.previous and ev.previous.nexthop or "none"
-  bgp.set_export_policy(ev.prefix, ev.nexthop .. " after " .. prev)
-end
-function on_peer_state(ev) bgp.set_export_policy(ev.peer, "peer event") end
-`)
-	if err := e.set.LoadAll(); err != nil {
-		t.Fatal(err)
-	}
-	send := func(prefix, nh string, withdrawal bool) {
-		e.set.Dispatch((&luaapi.BestPath{Prefix: prefix, Withdrawal: withdrawal}).WithAttributes(luaapi.Attributes{Nexthop: nh}))
-	}
-	send("10.0.0.0/8", "192.0.2.1", false)
-	send("10.1.0.0/16", "192.0.2.1", false) // not subscribed
-	send("192.0.2.128/25", "192.0.2.7", false)
-	send("10.0.0.0/8", "192.0.2.2", false)
-	send("10.0.0.0/8", "192.0.2.2", true)
-	send("10.0.0.0/8", "192.0.2.3", false)
-	e.set.Dispatch(&luaapi.PeerState{Peer: luaapi.Peer{Address: "192.0.2.9"}, State: "idle"})
-	e.waitCall("10.0.0.0/8 192.0.2.3 after none")
-	e.set.Script("s.lua").Sync()
-	for _, want := range []string{"subscribe after load nil", "10.0.0.0/8 192.0.2.1 after none", "192.0.2.128/25 192.0.2.7 after none",
-		"10.0.0.0/8 192.0.2.2 after 192.0.2.1", "10.0.0.0/8 192.0.2.2 after 192.0.2.2"} {
-		if !e.rec.has(want) {
-			t.Errorf("no call %q", want)
-		}
-	}
-	for _, not := range []string{"10.1.0.0/16", "192.0.2.9 peer event"} {
-		for _, c := range e.rec.calls {
-			if strings.HasPrefix(c, not) {
-				t.Errorf("got %q, not subscribed", c)
-			}
-		}
-	}
-	if got := e.set.Script("s.lua").Stats.Delivered.Load(); got != 5 {
-		t.Errorf("delivered %d events, want 5 (the rest filtered in Go)", got)
-	}
-}
-
-// TestReplayOnLoad: a script added to a running daemon asks for the table
-// and gets it, filtered by its subscription.
 func TestReplayOnLoad(t *testing.T) {
 	scripts := t.TempDir()
 	d, logs := startDaemonLogs(t, edbgpdConfig(bgptest.FreePort(t), scripts))
@@ -149,7 +98,7 @@ func TestSubscribeFamilies(t *testing.T) {
 local ok, why = bgp.subscribe{families = `+tc.families+`}
 bgp.set_export_policy("192.0.2.1", tostring(ok or why))
 `), 0o644)
-			run, err := host.NewOffline(path, time.Unix(1700000000, 0), nil, slog.New(slog.NewTextHandler(io.Discard, nil)))
+			run, err := engine.NewOffline(path, time.Unix(1700000000, 0), engine.OfflineOptions{}, slog.New(slog.NewTextHandler(io.Discard, nil)))
 			if err != nil {
 				t.Fatal(err)
 			}

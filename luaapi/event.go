@@ -4,100 +4,12 @@
 package luaapi
 
 import (
-	"strconv"
-	"strings"
-	"sync"
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
+
+	"github.com/edbgpd/edbgpd/host/event"
 )
-
-// Peer identifies the BGP neighbour a path was learned from (or the
-// daemon itself for locally originated paths: address "" and asn 0).
-type Peer struct {
-	Address  string
-	ASN      uint32
-	RouterID string
-}
-
-// Attributes are the path attributes of a best path, as scripts read them.
-type Attributes struct {
-	Nexthop             string
-	ASPath              []uint32 // AS_SEQUENCE and AS_SET members, in order
-	Origin              string   // "igp", "egp", "incomplete"
-	MED                 uint32
-	HasMED              bool
-	LocalPref           uint32
-	HasLocalPref        bool
-	Communities         []string // "65000:38"
-	LargeCommunities    []string // "65000:1:2"
-	ExtendedCommunities []string // "rt:65000:100", "soo:65000:1", else GoBGP's text
-}
-
-// BestPath is one change of the best path of a prefix. Events are shared
-// by every script, so they are never modified after they are queued,
-// except for the attributes, decoded once on first use.
-type BestPath struct {
-	Seq        uint64 // per daemon, increasing: order and gaps are visible
-	Prefix     string // "10.0.0.0/8"
-	Family     string // "ipv4-unicast", "ipv6-unicast", ...
-	Withdrawal bool   // the prefix has no best path any more
-	Peer       Peer
-	Timestamp  time.Time // when the path was received or originated
-
-	once   sync.Once
-	decode func(*Attributes)
-	attrs  Attributes
-}
-
-// DecodeWith makes decode fill the attributes on first use, on whichever
-// script goroutine asks first: most handlers return after looking at the
-// prefix and never pay for the decoding. Call it before the event is
-// shared.
-func (e *BestPath) DecodeWith(decode func(*Attributes)) *BestPath {
-	e.decode = decode
-	return e
-}
-
-// WithAttributes sets attributes already known. Call it before the event
-// is shared.
-func (e *BestPath) WithAttributes(a Attributes) *BestPath {
-	e.attrs, e.decode = a, nil
-	return e
-}
-
-// Attrs returns the path attributes, decoding them the first time.
-func (e *BestPath) Attrs() *Attributes {
-	e.once.Do(func() {
-		if e.decode != nil {
-			e.decode(&e.attrs)
-			e.decode = nil
-		}
-	})
-	return &e.attrs
-}
-
-// PeerState is one session state change of a neighbour.
-type PeerState struct {
-	Seq       uint64
-	Peer      Peer
-	State     string // idle, connect, active, opensent, openconfirm, established
-	OldState  string // "" when edbgpd has not seen the peer before
-	Reason    string // why the session went down, when GoBGP said so
-	Timestamp time.Time
-}
-
-// ASPathString renders an AS path as operators write it: "65001 65002".
-func ASPathString(p []uint32) string {
-	var b strings.Builder
-	for i, as := range p {
-		if i > 0 {
-			b.WriteByte(' ')
-		}
-		b.WriteString(strconv.FormatUint(uint64(as), 10))
-	}
-	return b.String()
-}
 
 func stringList(L *lua.LState, l []string) *lua.LTable {
 	t := L.CreateTable(len(l), 0)
@@ -147,7 +59,7 @@ func NewEventTables(L *lua.LState) *EventTables {
 // receives. Cheap fields are set at once; the attributes are filled in on
 // the first read of any of them (until then pairs() does not list them).
 // Field names are the contract documented in README.md.
-func (x *EventTables) BestPath(L *lua.LState, e *BestPath) *lua.LTable {
+func (x *EventTables) BestPath(L *lua.LState, e *event.BestPath) *lua.LTable {
 	t := L.CreateTable(0, 16)
 	t.RawSetString("type", lua.LString("best_path"))
 	t.RawSetString("seq", lua.LNumber(e.Seq))
@@ -189,20 +101,20 @@ func lazyIndex(L *lua.LState) int {
 		L.Push(lua.LNil)
 		return 1
 	}
-	setAttributes(L, t, ud.Value.(*BestPath).Attrs())
+	setAttributes(L, t, ud.Value.(*event.BestPath).Attrs())
 	L.SetMetatable(t, lua.LNil)
 	L.Push(t.RawGetString(key))
 	return 1
 }
 
-func setAttributes(L *lua.LState, t *lua.LTable, a *Attributes) {
+func setAttributes(L *lua.LState, t *lua.LTable, a *event.Attributes) {
 	t.RawSetString("nexthop", lua.LString(a.Nexthop))
 	asp := L.CreateTable(len(a.ASPath), 0)
 	for _, as := range a.ASPath {
 		asp.Append(lua.LNumber(as))
 	}
 	t.RawSetString("as_path", asp)
-	t.RawSetString("as_path_string", lua.LString(ASPathString(a.ASPath)))
+	t.RawSetString("as_path_string", lua.LString(event.ASPathString(a.ASPath)))
 	t.RawSetString("origin", lua.LString(a.Origin))
 	if a.HasMED {
 		t.RawSetString("med", lua.LNumber(a.MED))
@@ -215,8 +127,9 @@ func setAttributes(L *lua.LState, t *lua.LTable, a *Attributes) {
 	t.RawSetString("extended_communities", stringList(L, a.ExtendedCommunities))
 }
 
-// Table turns the event into the table a script's on_peer_state receives.
-func (e *PeerState) Table(L *lua.LState) *lua.LTable {
+// PeerState turns the event into the table a script's on_peer_state
+// receives.
+func (x *EventTables) PeerState(L *lua.LState, e *event.PeerState) *lua.LTable {
 	t := L.CreateTable(0, 8)
 	t.RawSetString("type", lua.LString("peer_state"))
 	t.RawSetString("seq", lua.LNumber(e.Seq))

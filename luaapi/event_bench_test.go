@@ -5,6 +5,7 @@ import (
 
 	lua "github.com/yuin/gopher-lua"
 
+	"github.com/edbgpd/edbgpd/host/event"
 	"github.com/edbgpd/edbgpd/luaapi"
 )
 
@@ -12,7 +13,7 @@ import (
 // reads the prefix only and for one that reads attributes: as the table
 // the bgp module's lookups return, and as the userdata on_best_path gets.
 func BenchmarkEventTable(b *testing.B) {
-	attrs := luaapi.Attributes{Nexthop: "192.0.2.1", ASPath: []uint32{65002, 3356, 1299, 64512}, Origin: "igp",
+	attrs := event.Attributes{Nexthop: "192.0.2.1", ASPath: []uint32{65002, 3356, 1299, 64512}, Origin: "igp",
 		Communities: []string{"65000:1", "65000:2", "3356:100"}, MED: 10, HasMED: true}
 	for _, bc := range []struct {
 		name     string
@@ -24,7 +25,7 @@ func BenchmarkEventTable(b *testing.B) {
 			L := lua.NewState()
 			defer L.Close()
 			x := luaapi.NewEventTables(L)
-			ev := (&luaapi.BestPath{Prefix: "10.0.0.0/8", Family: "ipv4-unicast", Peer: luaapi.Peer{Address: "192.0.2.2", ASN: 65002}}).WithAttributes(attrs)
+			ev := (&event.BestPath{Prefix: "10.0.0.0/8", Family: "ipv4-unicast", Peer: event.Peer{Address: "192.0.2.2", ASN: 65002}}).WithAttributes(attrs)
 			b.ReportAllocs()
 			for i := 0; i < b.N; i++ {
 				var v lua.LValue

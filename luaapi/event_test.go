@@ -7,13 +7,14 @@ import (
 
 	lua "github.com/yuin/gopher-lua"
 
+	"github.com/edbgpd/edbgpd/host/event"
 	"github.com/edbgpd/edbgpd/luaapi"
 )
 
 func TestBestPathAttributesAreDecodedOnFirstRead(t *testing.T) {
 	var decodes atomic.Int32
-	ev := (&luaapi.BestPath{Prefix: "10.0.0.0/8", Family: "ipv4-unicast", Peer: luaapi.Peer{Address: "192.0.2.2", ASN: 65002}, Timestamp: time.Now()}).
-		DecodeWith(func(a *luaapi.Attributes) {
+	ev := (&event.BestPath{Prefix: "10.0.0.0/8", Family: "ipv4-unicast", Peer: event.Peer{Address: "192.0.2.2", ASN: 65002}, Timestamp: time.Now()}).
+		DecodeWith(func(a *event.Attributes) {
 			decodes.Add(1)
 			a.Nexthop, a.ASPath, a.Origin = "192.0.2.2", []uint32{65002, 64512}, "igp"
 			a.MED, a.HasMED = 7, true
@@ -48,9 +49,9 @@ func TestBestPathAttributesAreDecodedOnFirstRead(t *testing.T) {
 // keeps fields a script sets, and carries what the delivery adds.
 func TestBestPathEventUserdata(t *testing.T) {
 	var decodes atomic.Int32
-	prev := (&luaapi.BestPath{Prefix: "10.0.0.0/8"}).WithAttributes(luaapi.Attributes{Nexthop: "192.0.2.9"})
-	ev := (&luaapi.BestPath{Seq: 42, Prefix: "10.0.0.0/8", Family: "ipv4-unicast", Peer: luaapi.Peer{Address: "192.0.2.2", ASN: 65002}, Timestamp: time.Now()}).
-		DecodeWith(func(a *luaapi.Attributes) {
+	prev := (&event.BestPath{Prefix: "10.0.0.0/8"}).WithAttributes(event.Attributes{Nexthop: "192.0.2.9"})
+	ev := (&event.BestPath{Seq: 42, Prefix: "10.0.0.0/8", Family: "ipv4-unicast", Peer: event.Peer{Address: "192.0.2.2", ASN: 65002}, Timestamp: time.Now()}).
+		DecodeWith(func(a *event.Attributes) {
 			decodes.Add(1)
 			a.Nexthop, a.ASPath, a.Origin = "192.0.2.2", []uint32{65002, 64512}, "igp"
 			a.Communities = []string{"65000:38"}

@@ -4,21 +4,23 @@ import (
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
+
+	"github.com/edbgpd/edbgpd/host/event"
 )
 
 // Delivery is what one handing of a best path to a script adds to the
 // shared event.
 type Delivery struct {
-	Previous *BestPath // the best path it replaces, for subscribed prefixes
-	Replay   bool      // handed over by a replay of the table
-	Skipped  int       // older states of the prefix coalesced away
+	Previous *event.BestPath // the best path it replaces, for subscribed prefixes
+	Replay   bool            // handed over by a replay of the table
+	Skipped  int             // older states of the prefix coalesced away
 }
 
 // eventView is the Go side of the userdata on_best_path receives: no Lua
 // table is built per event, a field costs something only when read, and
 // what was built is kept for the next read.
 type eventView struct {
-	e     *BestPath
+	e     *event.BestPath
 	d     Delivery
 	built [numBuilt]lua.LValue  // table fields built so far
 	own   map[string]lua.LValue // fields the script set (rare: no map until then)
@@ -39,7 +41,7 @@ const (
 // BestPathEvent is the value on_best_path (and bgp.walk) receive: a
 // userdata that reads like the table BestPath builds. Fields are built on
 // first read; pairs(ev) lists them all; a script may set fields of its own.
-func (x *EventTables) BestPathEvent(L *lua.LState, e *BestPath, d Delivery) lua.LValue {
+func (x *EventTables) BestPathEvent(L *lua.LState, e *event.BestPath, d Delivery) lua.LValue {
 	return &lua.LUserData{Value: &eventView{e: e, d: d}, Env: x.env, Metatable: x.meta}
 }
 
@@ -100,7 +102,7 @@ func (x *EventTables) eventField(L *lua.LState, v *eventView, key string) lua.LV
 		}
 		return lua.LNil
 	case "as_path_string":
-		return lua.LString(ASPathString(e.Attrs().ASPath))
+		return lua.LString(event.ASPathString(e.Attrs().ASPath))
 	case "peer":
 		slot = builtPeer
 	case "as_path":

@@ -10,6 +10,8 @@ import (
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
+
+	"github.com/edbgpd/edbgpd/host/event"
 )
 
 // Built-in export policy names understood by set_export_policy. Any other
@@ -57,16 +59,16 @@ type Actions interface {
 	// Withdraw removes what script announced for prefix.
 	Withdraw(script, prefix string) error
 	// BestPath is the best path of exactly prefix; nil if there is none.
-	BestPath(prefix string) (*BestPath, error)
+	BestPath(prefix string) (*event.BestPath, error)
 	// Lookup is the best path of the longest prefix covering address.
-	Lookup(address string) (*BestPath, error)
+	Lookup(address string) (*event.BestPath, error)
 	// Received is the path peer sent for exactly prefix (its Adj-RIB-In,
 	// after import policy); nil if it sent none.
-	Received(peer, prefix string) (*BestPath, error)
+	Received(peer, prefix string) (*event.BestPath, error)
 	// Replay calls fn with the current best path of every prefix of the
 	// families (all unicast when empty) and returns the sequence number
 	// of the last event made before the walk began.
-	Replay(families []string, fn func(*BestPath)) (uint64, error)
+	Replay(families []string, fn func(*event.BestPath)) (uint64, error)
 	// PreviewExportPolicy tells what setting peer's export policy would
 	// add to and withdraw from what the peer is sent, without doing it.
 	PreviewExportPolicy(peer, policy string) (add, withdraw []string, err error)
@@ -75,7 +77,7 @@ type Actions interface {
 	RIBPrefixes(family string) ([]string, error)
 	// BestPaths returns the best paths of these exact prefixes (those that
 	// still have one).
-	BestPaths(prefixes []string) ([]*BestPath, error)
+	BestPaths(prefixes []string) ([]*event.BestPath, error)
 	// DefinedSet adds entries to (op "add") or removes them from (op
 	// "remove") a GoBGP defined-set of kind prefix, neighbor, community,
 	// ext-community, large-community or as-path.

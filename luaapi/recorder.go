@@ -7,6 +7,8 @@ import (
 	"slices"
 	"sort"
 	"sync"
+
+	"github.com/edbgpd/edbgpd/host/event"
 )
 
 // Call is one action a script took, as the offline runner prints it.
@@ -35,9 +37,9 @@ type Recorder struct {
 	// peer-state events and keeps their state, and the policies scripts
 	// set show in it.
 	PeerList []PeerStatus
-	Paths    map[string]*BestPath // prefix -> best path, for BestPath and Lookup
+	Paths    map[string]*event.BestPath // prefix -> best path, for BestPath and Lookup
 	// ReceivedPaths answers Received: peer address -> prefix -> path.
-	ReceivedPaths map[string]map[string]*BestPath
+	ReceivedPaths map[string]map[string]*event.BestPath
 	// CheckNotify, if set, refuses notifications as the daemon's
 	// allow-lists would; nil allows all.
 	CheckNotify func(script string, n Notification) error
@@ -48,10 +50,10 @@ type Recorder struct {
 
 // Observe keeps Paths and ReceivedPaths up to date with an event fed to
 // a script, so queries answer as the daemon would have.
-func (r *Recorder) Observe(ev any) {
+func (r *Recorder) Observe(ev event.Event) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if ps, ok := ev.(*PeerState); ok {
+	if ps := ev.PeerState; ps != nil {
 		p := r.peer(ps.Peer.Address, true)
 		if ps.Peer.ASN != 0 {
 			p.ASN = ps.Peer.ASN
@@ -65,15 +67,15 @@ func (r *Recorder) Observe(ev any) {
 		p.State = ps.State
 		return
 	}
-	e, ok := ev.(*BestPath)
-	if !ok {
+	e := ev.BestPath
+	if e == nil {
 		return
 	}
 	if r.Paths == nil {
-		r.Paths = make(map[string]*BestPath)
+		r.Paths = make(map[string]*event.BestPath)
 	}
 	if r.ReceivedPaths == nil {
-		r.ReceivedPaths = make(map[string]map[string]*BestPath)
+		r.ReceivedPaths = make(map[string]map[string]*event.BestPath)
 	}
 	if e.Withdrawal {
 		delete(r.Paths, e.Prefix)
@@ -84,7 +86,7 @@ func (r *Recorder) Observe(ev any) {
 		return
 	}
 	if r.ReceivedPaths[e.Peer.Address] == nil {
-		r.ReceivedPaths[e.Peer.Address] = make(map[string]*BestPath)
+		r.ReceivedPaths[e.Peer.Address] = make(map[string]*event.BestPath)
 	}
 	if e.Withdrawal {
 		delete(r.ReceivedPaths[e.Peer.Address], e.Prefix)
@@ -93,7 +95,7 @@ func (r *Recorder) Observe(ev any) {
 	}
 }
 
-func (r *Recorder) Received(peer, prefix string) (*BestPath, error) {
+func (r *Recorder) Received(peer, prefix string) (*event.BestPath, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.ReceivedPaths[peer][prefix], nil
@@ -242,13 +244,13 @@ func (r *Recorder) Withdraw(script, prefix string) error {
 	return nil
 }
 
-func (r *Recorder) BestPath(prefix string) (*BestPath, error) {
+func (r *Recorder) BestPath(prefix string) (*event.BestPath, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.Paths[prefix], nil
 }
 
-func (r *Recorder) Lookup(address string) (*BestPath, error) {
+func (r *Recorder) Lookup(address string) (*event.BestPath, error) {
 	a, err := netip.ParseAddr(address)
 	if err != nil {
 		return nil, err
@@ -260,7 +262,7 @@ func (r *Recorder) Lookup(address string) (*BestPath, error) {
 		keys = append(keys, k)
 	}
 	sort.Strings(keys)
-	var best *BestPath
+	var best *event.BestPath
 	bits := -1
 	for _, k := range keys {
 		p, err := netip.ParsePrefix(k)
@@ -300,7 +302,7 @@ func (r *Recorder) Notify(script string, n Notification, done func(NotifyResult)
 }
 
 // Replay walks Paths in prefix order.
-func (r *Recorder) Replay(families []string, fn func(*BestPath)) (uint64, error) {
+func (r *Recorder) Replay(families []string, fn func(*event.BestPath)) (uint64, error) {
 	r.mu.Lock()
 	keys := make([]string, 0, len(r.Paths))
 	for k := range r.Paths {
@@ -335,10 +337,10 @@ func (r *Recorder) RIBPrefixes(family string) ([]string, error) {
 	return out, nil
 }
 
-func (r *Recorder) BestPaths(prefixes []string) ([]*BestPath, error) {
+func (r *Recorder) BestPaths(prefixes []string) ([]*event.BestPath, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var out []*BestPath
+	var out []*event.BestPath
 	for _, p := range prefixes {
 		if bp := r.Paths[p]; bp != nil {
 			out = append(out, bp)

@@ -5,6 +5,8 @@ import (
 	"fmt"
 
 	lua "github.com/yuin/gopher-lua"
+
+	"github.com/edbgpd/edbgpd/host/event"
 )
 
 // optString reads t[key] as a string; absent is "".
@@ -158,7 +160,7 @@ func (m *Module) received(L *lua.LState) int {
 	return m.pathResult(L, bp, err)
 }
 
-func (m *Module) pathResult(L *lua.LState, bp *BestPath, err error) int {
+func (m *Module) pathResult(L *lua.LState, bp *event.BestPath, err error) int {
 	if err != nil {
 		return fail(L, err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	lua "github.com/yuin/gopher-lua"
 
+	"github.com/edbgpd/edbgpd/host/event"
 	"github.com/edbgpd/edbgpd/luaapi"
 )
 
@@ -15,9 +16,9 @@ func TestRouteAndPeerFunctions(t *testing.T) {
 	rec := func() *luaapi.Recorder {
 		return &luaapi.Recorder{
 			PeerList: []luaapi.PeerStatus{{Address: "192.0.2.2", ASN: 65002, State: "established", Received: 10}},
-			Paths: map[string]*luaapi.BestPath{
-				"10.0.0.0/8":  (&luaapi.BestPath{Prefix: "10.0.0.0/8"}).WithAttributes(luaapi.Attributes{Nexthop: "192.0.2.2"}),
-				"10.1.0.0/16": (&luaapi.BestPath{Prefix: "10.1.0.0/16"}).WithAttributes(luaapi.Attributes{Nexthop: "192.0.2.3"}),
+			Paths: map[string]*event.BestPath{
+				"10.0.0.0/8":  (&event.BestPath{Prefix: "10.0.0.0/8"}).WithAttributes(event.Attributes{Nexthop: "192.0.2.2"}),
+				"10.1.0.0/16": (&event.BestPath{Prefix: "10.1.0.0/16"}).WithAttributes(event.Attributes{Nexthop: "192.0.2.3"}),
 			},
 		}
 	}

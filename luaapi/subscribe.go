@@ -5,6 +5,8 @@ import (
 	"net/netip"
 
 	lua "github.com/yuin/gopher-lua"
+
+	"github.com/edbgpd/edbgpd/host/event"
 )
 
 // Subscription is what a script asked to receive. The daemon applies it
@@ -25,17 +27,17 @@ type Subscription struct {
 func (s *Subscription) WantsPrevious() bool { return len(s.Prefixes) > 0 || len(s.CoveredBy) > 0 }
 
 // Match tells whether the script wants ev.
-func (s *Subscription) Match(ev any) bool {
-	switch e := ev.(type) {
-	case *BestPath:
+func (s *Subscription) Match(ev event.Event) bool {
+	if e := ev.BestPath; e != nil {
 		return s.matchBestPath(e)
-	case *PeerState:
+	}
+	if e := ev.PeerState; e != nil {
 		return s.PeerState && (len(s.Peers) == 0 || s.Peers[e.Peer.Address])
 	}
 	return true
 }
 
-func (s *Subscription) matchBestPath(e *BestPath) bool {
+func (s *Subscription) matchBestPath(e *event.BestPath) bool {
 	if len(s.Families) > 0 && !s.Families[e.Family] {
 		return false
 	}

@@ -4,19 +4,20 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/edbgpd/edbgpd/host/event"
 	"github.com/edbgpd/edbgpd/luaapi"
 )
 
 func TestSubscriptionMatch(t *testing.T) {
-	bp := func(prefix, family, peer string, comms ...string) *luaapi.BestPath {
-		return (&luaapi.BestPath{Prefix: prefix, Family: family, Peer: luaapi.Peer{Address: peer}}).
-			WithAttributes(luaapi.Attributes{Communities: comms})
+	bp := func(prefix, family, peer string, comms ...string) event.Event {
+		return event.Of((&event.BestPath{Prefix: prefix, Family: family, Peer: event.Peer{Address: peer}}).
+			WithAttributes(event.Attributes{Communities: comms}))
 	}
-	ps := &luaapi.PeerState{Peer: luaapi.Peer{Address: "192.0.2.2"}, State: "idle"}
+	ps := event.OfPeer(&event.PeerState{Peer: event.Peer{Address: "192.0.2.2"}, State: "idle"})
 	for _, tc := range []struct {
 		name string
 		sub  luaapi.Subscription
-		ev   any
+		ev   event.Event
 		want bool
 	}{
 		{"empty matches all", luaapi.Subscription{PeerState: true}, bp("10.0.0.0/8", "ipv4-unicast", ""), true},

@@ -25,7 +25,6 @@ import (
 	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
-	gobgplog "github.com/osrg/gobgp/v3/pkg/log"
 	"google.golang.org/grpc"
 
 	"github.com/edbgpd/edbgpd/host"
@@ -46,7 +45,7 @@ func gobgpAlone(args []string) int {
 	api := fs.String("api-hosts", "", "gRPC address")
 	fs.Parse(args)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	d, err := host.Start(host.Settings{ConfigFile: *cfg, APIHosts: *api, Logger: log, GoBGPLogLevel: gobgplog.WarnLevel, NoEvents: true})
+	d, err := host.Start(host.Settings{ConfigFile: *cfg, APIHosts: *api, Logger: log, GoBGPLogLevel: slog.LevelWarn, NoEvents: true})
 	if err != nil {
 		log.Error("start", "err", err)
 		return 1

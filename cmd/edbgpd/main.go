@@ -12,7 +12,6 @@ import (
 	"syscall"
 
 	"github.com/jessevdk/go-flags"
-	gobgplog "github.com/osrg/gobgp/v3/pkg/log"
 
 	"github.com/edbgpd/edbgpd/host"
 )
@@ -49,7 +48,7 @@ func run(args []string) int {
 		}
 		return 2
 	}
-	level, glevel, err := parseLevel(o.LogLevel)
+	level, err := parseLevel(o.LogLevel)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "edbgpd:", err)
 		return 2
@@ -88,7 +87,7 @@ func run(args []string) int {
 		Scripts:         o.Scripts,
 		GracefulRestart: o.GracefulRestart,
 		Logger:          log,
-		GoBGPLogLevel:   glevel,
+		GoBGPLogLevel:   level,
 		RecordFile:      o.Record,
 	})
 	if err != nil {
@@ -120,16 +119,16 @@ func run(args []string) int {
 	return 0
 }
 
-func parseLevel(s string) (slog.Level, gobgplog.LogLevel, error) {
+func parseLevel(s string) (slog.Level, error) {
 	switch s {
 	case "debug":
-		return slog.LevelDebug, gobgplog.DebugLevel, nil
+		return slog.LevelDebug, nil
 	case "info", "":
-		return slog.LevelInfo, gobgplog.InfoLevel, nil
+		return slog.LevelInfo, nil
 	case "warn", "warning":
-		return slog.LevelWarn, gobgplog.WarnLevel, nil
+		return slog.LevelWarn, nil
 	case "error":
-		return slog.LevelError, gobgplog.ErrorLevel, nil
+		return slog.LevelError, nil
 	}
-	return 0, 0, fmt.Errorf("log level %q: want debug, info, warn or error", s)
+	return 0, fmt.Errorf("log level %q: want debug, info, warn or error", s)
 }

@@ -17,8 +17,8 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 
+	"github.com/edbgpd/edbgpd/host/event"
 	"github.com/edbgpd/edbgpd/internal/bgptest"
-	"github.com/edbgpd/edbgpd/luaapi"
 )
 
 var binary string
@@ -201,14 +201,14 @@ func TestDaemonSignalsAndAPI(t *testing.T) {
 	lines := strings.Split(strings.TrimSpace(string(rec)), "\n")
 	var seen []string
 	for i, l := range lines {
-		ev, err := luaapi.UnmarshalEvent([]byte(l))
+		ev, err := event.Unmarshal([]byte(l))
 		if err != nil {
 			t.Fatalf("%s:%d: %v", record, i+1, err)
 		}
-		switch e := ev.(type) {
-		case *luaapi.PeerState:
+		if e := ev.PeerState; e != nil {
 			seen = append(seen, e.Peer.Address+" "+e.State)
-		case *luaapi.BestPath:
+		}
+		if e := ev.BestPath; e != nil {
 			seen = append(seen, e.Prefix)
 		}
 	}

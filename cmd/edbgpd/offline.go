@@ -13,7 +13,8 @@ import (
 	"github.com/jessevdk/go-flags"
 
 	"github.com/edbgpd/edbgpd/host"
-	"github.com/edbgpd/edbgpd/luaapi"
+	"github.com/edbgpd/edbgpd/host/engine"
+	"github.com/edbgpd/edbgpd/host/event"
 )
 
 type testOptions struct {
@@ -44,16 +45,16 @@ func runTest(args []string, stdout, stderr io.Writer) int {
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
 	start := time.Unix(0, int64(o.Start*1e9))
-	var opts *host.Options
+	var opts engine.OfflineOptions
 	if o.Config != "" {
 		cfg, err := host.LoadConfig(o.Config, o.Type)
 		if err != nil {
 			fmt.Fprintln(stderr, "edbgpd test:", err)
 			return 1
 		}
-		opts = &cfg.Options
+		opts = cfg.Options.OfflineOptions()
 	}
-	run, err := host.NewOffline(o.Args.Script, start, opts, log)
+	run, err := engine.NewOffline(o.Args.Script, start, opts, log)
 	if err != nil {
 		fmt.Fprintln(stderr, "edbgpd test:", err)
 		return 1
@@ -88,7 +89,7 @@ func runTest(args []string, stdout, stderr io.Writer) int {
 }
 
 // feed reads the events file line by line; errors name file and line.
-func feed(run *host.Offline, path string) error {
+func feed(run *engine.Offline, path string) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -101,7 +102,7 @@ func feed(run *host.Offline, path string) error {
 		if line == "" || strings.HasPrefix(line, "#") {
 			continue
 		}
-		ev, err := luaapi.UnmarshalEvent([]byte(line))
+		ev, err := event.Unmarshal([]byte(line))
 		if err != nil {
 			return fmt.Errorf("%s:%d: %v", path, n, err)
 		}

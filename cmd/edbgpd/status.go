@@ -11,7 +11,7 @@ import (
 
 	"github.com/jessevdk/go-flags"
 
-	"github.com/edbgpd/edbgpd/host"
+	"github.com/edbgpd/edbgpd/host/metrics"
 )
 
 type statusOptions struct {
@@ -47,7 +47,7 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		stdout.Write(body)
 		return 0
 	}
-	var st host.Status
+	var st metrics.Status
 	if err := json.Unmarshal(body, &st); err != nil {
 		fmt.Fprintf(stderr, "edbgpd status: %v\n", err)
 		return 1

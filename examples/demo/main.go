@@ -5,7 +5,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"io"
 	"log/slog"
@@ -15,10 +14,9 @@ import (
 	"slices"
 	"time"
 
-	api "github.com/osrg/gobgp/v3/api"
-
 	"github.com/edbgpd/edbgpd/host"
 	"github.com/edbgpd/edbgpd/internal/bgptest"
+	"github.com/edbgpd/edbgpd/luaapi"
 )
 
 // demoT lets the test helpers run outside a test: a failure ends the demo.
@@ -74,8 +72,8 @@ func main() {
 	}
 	t.Cleanup(d.Stop)
 	for i := 0; i < tableSize; i++ {
-		p := bgptest.Path(t, fmt.Sprintf("172.%d.%d.0/24", 16+i/256, i%256), "127.0.0.1", nil, false)
-		if _, err := d.Server.AddPath(context.Background(), &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: p}); err != nil {
+		r := luaapi.Route{Prefix: fmt.Sprintf("172.%d.%d.0/24", 16+i/256, i%256), Nexthop: "127.0.0.1"}
+		if err := d.Speaker().Announce("demo", r); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -79,12 +79,12 @@ func TestKonamiFromKafka(t *testing.T) {
 	// A wrong code: still the default route only.
 	wrong := append([]string{}, bgptest.KonamiCode...)
 	wrong[6], wrong[7] = wrong[7], wrong[6]
-	r.Play(d.Server, wrong)
+	r.Play(d.Speaker(), wrong)
 	reset()
 	bgptest.WaitFor(t, 10*time.Second, func() bool { return strings.Contains(logs.String(), "msg=konami peer=127.0.0.2 unlocked=false") }, "the consumer's decision")
 	expect(1)
 
-	r.Play(d.Server, bgptest.KonamiCode)
+	r.Play(d.Speaker(), bgptest.KonamiCode)
 	reset()
 	expect(full)
 	if !strings.Contains(logs.String(), "msg=konami peer=127.0.0.2 unlocked=true") {

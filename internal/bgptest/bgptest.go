@@ -15,6 +15,8 @@ import (
 	gobgplog "github.com/osrg/gobgp/v3/pkg/log"
 	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
 	"github.com/osrg/gobgp/v3/pkg/server"
+
+	"github.com/edbgpd/edbgpd/host/event"
 )
 
 // T is what the helpers need of a *testing.T; the demo has its own.
@@ -300,7 +302,7 @@ var KonamiCode = []string{"65000:38", "", "65000:38", "65000:40", "", "65000:40"
 // Play sends steps for 10.0.0.0/8 (a community to announce it with, or ""
 // to withdraw it) and waits until edbgpd's RIB shows each one, so that
 // every step is a best-path change of its own.
-func (r *Router) Play(edbgpd *server.BgpServer, steps []string) {
+func (r *Router) Play(edbgpd RIB, steps []string) {
 	r.t.Helper()
 	for _, s := range steps {
 		if s == "" {
@@ -316,29 +318,17 @@ func (r *Router) Play(edbgpd *server.BgpServer, steps []string) {
 	}
 }
 
-// BestCommunities returns the communities of s's best path for prefix, and
-// whether there is one.
-func BestCommunities(s *server.BgpServer, prefix string) ([]string, bool) {
-	var comms []string
-	found := false
-	s.ListPath(context.Background(), &api.ListPathRequest{
-		TableType: api.TableType_GLOBAL, Family: &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST},
-		Prefixes: []*api.TableLookupPrefix{{Prefix: prefix}},
-	}, func(dst *api.Destination) {
-		for _, p := range dst.Paths {
-			if !p.Best {
-				continue
-			}
-			found = true
-			attrs, _ := apiutil.GetNativePathAttributes(p)
-			for _, a := range attrs {
-				if c, ok := a.(*bgp.PathAttributeCommunities); ok {
-					for _, v := range c.Value {
-						comms = append(comms, fmt.Sprintf("%d:%d", v>>16, v&0xffff))
-					}
-				}
-			}
-		}
-	})
-	return comms, found
+// RIB is what the tests read of edbgpd's RIB: the speaker has it.
+type RIB interface {
+	BestPath(prefix string) (*event.BestPath, error)
+}
+
+// BestCommunities returns the communities of the best path for prefix in
+// rib, and whether there is one.
+func BestCommunities(rib RIB, prefix string) ([]string, bool) {
+	p, err := rib.BestPath(prefix)
+	if err != nil || p == nil {
+		return nil, false
+	}
+	return p.Attrs().Communities, true
 }

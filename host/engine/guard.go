@@ -1,0 +1,168 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	lua "github.com/yuin/gopher-lua"
+)
+
+// callGuard bounds every call into a script's state. gopher-lua can only be
+// stopped through the context set on the state, so the state keeps one
+// cancelable context; a watchdog goroutine cancels it when a call runs past
+// its deadline, and the next call gets a fresh one. That costs a lock and a
+// clock read per call instead of a timer per call.
+type callGuard struct {
+	mu       sync.Mutex
+	v        *version
+	ctx      context.Context
+	cancel   context.CancelFunc
+	busy     bool
+	deadline time.Time
+}
+
+// cutOffError reports a call stopped by its deadline.
+type cutOffError struct {
+	limit time.Duration
+	where string
+}
+
+func (e *cutOffError) Error() string {
+	return fmt.Sprintf("%s: cut off after %v (call deadline)", e.where, e.limit)
+}
+
+// attach points the guard at a version's state (nil detaches).
+func (g *callGuard) attach(v *version) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.v = v
+	g.renew()
+}
+
+// renew gives the attached state a fresh call context. Caller holds mu.
+func (g *callGuard) renew() {
+	if g.cancel != nil {
+		g.cancel()
+	}
+	g.ctx, g.cancel = nil, nil
+	if g.v == nil {
+		return
+	}
+	g.ctx, g.cancel = context.WithCancel(g.v.ctx)
+	g.v.L.SetContext(g.ctx)
+}
+
+// call runs fn(args...) in v's state, protected, within limit. It must run
+// on the goroutine that owns v and v must be attached.
+func (g *callGuard) call(v *version, limit time.Duration, fn *lua.LFunction, args ...lua.LValue) error {
+	return g.callFrom(time.Now(), v, limit, fn, args...)
+}
+
+// callFrom is call for a caller that has just read the clock.
+func (g *callGuard) callFrom(now time.Time, v *version, limit time.Duration, fn *lua.LFunction, args ...lua.LValue) error {
+	g.mu.Lock()
+	g.busy = true
+	g.deadline = now.Add(limit)
+	g.mu.Unlock()
+
+	err := v.L.CallByParam(lua.P{Fn: fn, NRet: 0, Protect: true}, args...)
+
+	g.mu.Lock()
+	g.busy = false
+	cut := g.ctx != nil && g.ctx.Err() != nil
+	if cut {
+		g.renew()
+	}
+	g.mu.Unlock()
+	if cut && v.ctx.Err() == nil {
+		return &cutOffError{limit: limit, where: errWhere(err)}
+	}
+	return luaError(err)
+}
+
+// outside runs fn, a Go call made by the running Lua call, with the
+// deadline stopped: the time fn takes is added to it.
+func (g *callGuard) outside(fn func()) {
+	g.mu.Lock()
+	wasBusy := g.busy
+	g.busy = false
+	g.mu.Unlock()
+	start := time.Now()
+	defer func() {
+		g.mu.Lock()
+		g.busy = wasBusy
+		g.deadline = g.deadline.Add(time.Since(start))
+		g.mu.Unlock()
+	}()
+	fn()
+}
+
+// watch cancels calls that overrun their deadline until done is closed.
+func (g *callGuard) watch(done <-chan struct{}) {
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case now := <-t.C:
+			g.mu.Lock()
+			if g.busy && now.After(g.deadline) && g.cancel != nil {
+				g.cancel()
+			}
+			g.mu.Unlock()
+		}
+	}
+}
+
+// luaError turns a gopher-lua error into one line that starts with
+// file:line, whatever value the script raised.
+func luaError(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ae *lua.ApiError
+	if errors.As(err, &ae) {
+		if ae.Cause != nil {
+			return ae.Cause
+		}
+		if ae.Object != nil {
+			return errors.New(ae.Object.String())
+		}
+	}
+	return err
+}
+
+// errWhere extracts "file:line" from a Lua runtime error message.
+func errWhere(err error) string {
+	msg := luaError(err)
+	if msg == nil {
+		return "script"
+	}
+	s := msg.Error()
+	// "path/x.lua:12: context canceled" -> "path/x.lua:12"
+	for i := len(s) - 1; i > 0; i-- {
+		if s[i] == ':' && i+1 < len(s) && s[i+1] == ' ' {
+			head := s[:i]
+			if j := lastColonDigits(head); j > 0 {
+				return head
+			}
+		}
+	}
+	return s
+}
+
+// lastColonDigits reports whether s ends in ":<digits>".
+func lastColonDigits(s string) int {
+	i := len(s)
+	for i > 0 && s[i-1] >= '0' && s[i-1] <= '9' {
+		i--
+	}
+	if i < len(s) && i > 0 && s[i-1] == ':' {
+		return i
+	}
+	return 0
+}

@@ -28,7 +28,7 @@ function on_best_path(ev)
     ev.timestamp > 0)
 end
 function on_peer_state(ev)
-  bgp.log("info", "PEER", ev.type, ev.peer, ev.asn, tostring(ev.old_state), "->", ev.state, "reason=" .. tostring(ev.reason))
+  bgp.log("info", "PEER", ev.type, ev.peer.address, ev.peer.asn, tostring(ev.old_state), "->", ev.state, "reason=" .. tostring(ev.reason))
 end
 `
 

@@ -17,7 +17,7 @@ import (
 // peerLogger logs every peer state change and counts withdrawals.
 const peerLogger = `local bgp = require("bgp")
 local withdrawn = 0
-function on_peer_state(ev) bgp.log("info", "STATE", ev.peer, tostring(ev.old_state), ev.state) end
+function on_peer_state(ev) bgp.log("info", "STATE", ev.peer.address, tostring(ev.old_state), ev.state) end
 function on_best_path(ev)
   if ev.withdrawal and ev.peer.address == "127.0.0.3" then
     withdrawn = withdrawn + 1

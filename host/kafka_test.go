@@ -26,6 +26,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/sasl/plain"
 
+	"github.com/edbgpd/edbgpd/host/event"
 	"github.com/edbgpd/edbgpd/host/sink"
 	"github.com/edbgpd/edbgpd/internal/bgptest"
 )
@@ -40,9 +41,12 @@ type streamMessage struct {
 	Withdrawal  bool     `json:"withdrawal"`
 	Communities []string `json:"communities"`
 	ASPath      []uint32 `json:"as_path"`
-	Peer        any      `json:"peer"`
-	State       string   `json:"state"`
-	OldState    string   `json:"old_state"`
+	Peer        struct {
+		Address string `json:"address"`
+		ASN     uint32 `json:"asn"`
+	} `json:"peer"`
+	State    string `json:"state"`
+	OldState string `json:"old_state"`
 }
 
 type received struct {
@@ -168,7 +172,7 @@ func TestKafkaStream(t *testing.T) {
 	sawUp := false
 	for _, r := range c.all() {
 		m := r.msg
-		if m.Version != 1 || m.Router != "127.0.0.1" || r.router != "127.0.0.1" {
+		if m.Version != event.StreamVersion || m.Router != "127.0.0.1" || r.router != "127.0.0.1" {
 			t.Fatalf("message without schema version or router id: %+v (header %q)", m, r.router)
 		}
 		switch m.Type {
@@ -180,7 +184,7 @@ func TestKafkaStream(t *testing.T) {
 				t.Errorf("%s: as_path %v, want [65002]", m.Prefix, m.ASPath)
 			}
 		case "peer_state":
-			if r.key != "127.0.0.2" || m.Peer != "127.0.0.2" {
+			if r.key != "127.0.0.2" || m.Peer.Address != "127.0.0.2" || m.Peer.ASN != 65002 {
 				t.Errorf("peer state keyed %q (peer %v), want the peer address", r.key, m.Peer)
 			}
 			if m.State == "established" {
@@ -291,7 +295,7 @@ func TestKafkaBrokerDown(t *testing.T) {
 	if len(lines) != len(before.all())+len(after.all()) && len(lines) != len(after.all()) {
 		t.Errorf("kcat read %d messages, franz-go %d before and %d after the outage", len(lines), len(before.all()), len(after.all()))
 	}
-	for _, want := range []string{`198.18.0.0/24 router=127.0.0.1 {"version":1,"type":"best_path","router":"127.0.0.1"`, `127.0.0.2 router=127.0.0.1 {"version":1,"type":"peer_state"`} {
+	for _, want := range []string{`198.18.0.0/24 router=127.0.0.1 {"version":2,"type":"best_path","router":"127.0.0.1"`, `127.0.0.2 router=127.0.0.1 {"version":2,"type":"peer_state"`} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("kcat output lacks %q:\n%.2000s", want, out)
 		}

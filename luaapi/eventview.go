@@ -38,9 +38,11 @@ const (
 	numBuilt
 )
 
-// BestPathEvent is the value on_best_path (and bgp.walk) receive: a
-// userdata that reads like the table BestPath builds. Fields are built on
-// first read; pairs(ev) lists them all; a script may set fields of its own.
+// BestPathEvent is the one shape of a best path in Lua: what on_best_path,
+// bgp.walk, bgp.best_path, bgp.lookup, bgp.received and ev.previous give.
+// A userdata that reads like a table: a field is built on first read (the
+// attributes decoded then, once per event for every script); pairs(ev)
+// lists them all (eventKeys); a script may set fields of its own.
 func (x *EventTables) BestPathEvent(L *lua.LState, e *event.BestPath, d Delivery) lua.LValue {
 	return &lua.LUserData{Value: &eventView{e: e, d: d}, Env: x.env, Metatable: x.meta}
 }
@@ -127,11 +129,7 @@ func (x *EventTables) eventField(L *lua.LState, v *eventView, key string) lua.LV
 	var lv lua.LValue
 	switch slot {
 	case builtPeer:
-		p := L.CreateTable(0, 3)
-		p.RawSetString("address", lua.LString(e.Peer.Address))
-		p.RawSetString("asn", lua.LNumber(e.Peer.ASN))
-		p.RawSetString("router_id", lua.LString(e.Peer.RouterID))
-		lv = p
+		lv = eventPeer(L, e.Peer)
 	case builtASPath:
 		path := e.Attrs().ASPath
 		t := L.CreateTable(len(path), 0)
@@ -231,18 +229,4 @@ func (x *EventTables) pairs(next lua.LValue) lua.LGFunction {
 		L.Push(lua.LNil)
 		return 3
 	}
-}
-
-// IsEvent reports whether lv is a best-path event userdata, and returns
-// its fields as a table if so (for copies into bgp.state and to JSON).
-func (x *EventTables) IsEvent(L *lua.LState, lv lua.LValue) (*lua.LTable, bool) {
-	ud, ok := lv.(*lua.LUserData)
-	if !ok {
-		return nil, false
-	}
-	v, ok := ud.Value.(*eventView)
-	if !ok {
-		return nil, false
-	}
-	return x.eventTable(L, v), true
 }

@@ -138,21 +138,21 @@ func (m *Module) withdraw(L *lua.LState) int {
 	return result(L, err)
 }
 
-// bgp.best_path(prefix) -> event table | nil
+// bgp.best_path(prefix) -> best path | nil
 func (m *Module) bestPath(L *lua.LState) int {
 	p := checkPrefix(L, 1, "bgp.best_path")
 	bp, err := m.Actions.BestPath(p.String())
 	return m.pathResult(L, bp, err)
 }
 
-// bgp.lookup(address) -> event table of the longest match | nil
+// bgp.lookup(address) -> best path of the longest match | nil
 func (m *Module) lookup(L *lua.LState) int {
 	p := checkPrefix(L, 1, "bgp.lookup")
 	bp, err := m.Actions.Lookup(p.Addr().String())
 	return m.pathResult(L, bp, err)
 }
 
-// bgp.received(peer, prefix) -> event table of what peer sent | nil
+// bgp.received(peer, prefix) -> what peer sent, as a best path | nil
 func (m *Module) received(L *lua.LState) int {
 	peer := checkAddress(L, 1, "bgp.received")
 	p := checkPrefix(L, 2, "bgp.received")
@@ -168,7 +168,7 @@ func (m *Module) pathResult(L *lua.LState, bp *event.BestPath, err error) int {
 		L.Push(lua.LNil)
 		return 1
 	}
-	L.Push(m.tables.BestPath(L, bp))
+	L.Push(m.tables.BestPathEvent(L, bp, Delivery{}))
 	return 1
 }
 

@@ -9,6 +9,8 @@ import (
 	"strconv"
 
 	lua "github.com/yuin/gopher-lua"
+
+	"github.com/edbgpd/edbgpd/host/event"
 )
 
 // maxDepth bounds nesting when converting tables, so a very deep
@@ -91,8 +93,40 @@ func (c *toGoConv) toGo(v lua.LValue, depth int) (any, error) {
 		}
 		c.memo[v] = converted{x, c.values - values, c.bytes - bytes}
 		return x, nil
+	case *lua.LUserData:
+		if ev, ok := v.Value.(*eventView); ok {
+			m := eventGo(ev)
+			for k, own := range ev.own {
+				x, err := c.toGo(own, depth+1)
+				if err != nil {
+					return nil, err
+				}
+				m[k] = x
+			}
+			return m, c.count(len(m), 0)
+		}
 	}
 	return nil, fmt.Errorf("cannot convert a %s", v.Type())
+}
+
+// eventGo is a best path as plain Go, with the field names scripts read
+// (those of the JSON Lines format, which shares them), for JSON and for
+// copies into bgp.state.
+func eventGo(v *eventView) map[string]any {
+	m := map[string]any{}
+	if b, err := event.Marshal(event.Of(v.e)); err == nil {
+		json.Unmarshal(b, &m)
+	}
+	if v.d.Replay {
+		m["replay"] = true
+	}
+	if v.d.Skipped > 0 {
+		m["coalesced"], m["skipped"] = true, float64(v.d.Skipped)
+	}
+	if v.d.Previous != nil {
+		m["previous"] = eventGo(&eventView{e: v.d.Previous})
+	}
+	return m
 }
 
 func (c *toGoConv) table(v *lua.LTable, depth int) (any, error) {
@@ -230,9 +264,10 @@ func DecodeJSON(L *lua.LState, data []byte) (lua.LValue, error) {
 
 // CopyTable deep-copies a table of one state into another, keeping key
 // types. Each table is copied once: shared tables stay shared and cycles
-// stay cycles. Functions, userdata and tables nested deeper than
-// maxDepth are left out (they belong to the old state, or would take
-// Go's stack); the count of left-out values is returned.
+// stay cycles. A best path becomes a table of its fields. Functions,
+// other userdata and tables nested deeper than maxDepth are left out
+// (they belong to the old state, or would take Go's stack); the count of
+// left-out values is returned.
 func CopyTable(dst *lua.LState, src *lua.LTable) (*lua.LTable, int) {
 	skipped := 0
 	copies := make(map[*lua.LTable]*lua.LTable)
@@ -258,6 +293,16 @@ func CopyTable(dst *lua.LState, src *lua.LTable) (*lua.LTable, int) {
 				}
 			})
 			return t
+		case *lua.LUserData:
+			if ev, ok := v.Value.(*eventView); ok {
+				t := FromGo(dst, eventGo(ev)).(*lua.LTable)
+				for k, own := range ev.own {
+					if nv := cp(own, depth+1); nv != lua.LNil {
+						t.RawSetString(k, nv)
+					}
+				}
+				return t
+			}
 		}
 		skipped++
 		return lua.LNil

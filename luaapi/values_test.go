@@ -1,10 +1,12 @@
 package luaapi_test
 
 import (
+	"strings"
 	"testing"
 
 	lua "github.com/yuin/gopher-lua"
 
+	"github.com/edbgpd/edbgpd/host/event"
 	"github.com/edbgpd/edbgpd/luaapi"
 )
 
@@ -32,5 +34,34 @@ local t = state.dag
 for i = 1, 40 do assert(t.a == t.b, "shared kept at " .. i); t = t.a end
 assert(t.n == 1)`); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestBestPathAsValue: a best path kept in bgp.state crosses a reload as
+// a table of its fields, and encodes to JSON with them.
+func TestBestPathAsValue(t *testing.T) {
+	src, dst := lua.NewState(), lua.NewState()
+	defer src.Close()
+	defer dst.Close()
+	x := luaapi.NewEventTables(src)
+	ev := (&event.BestPath{Seq: 7, Prefix: "10.0.0.0/8", Family: "ipv4-unicast", Peer: event.Peer{Address: "192.0.2.2", ASN: 65002}}).
+		WithAttributes(event.Attributes{Communities: []string{"65000:38"}, ASPath: []uint32{65002}})
+	src.SetGlobal("ev", x.BestPathEvent(src, ev, luaapi.Delivery{}))
+	if err := src.DoString(`ev.note = "seen"; state = {kept = ev}`); err != nil {
+		t.Fatal(err)
+	}
+	state := src.GetGlobal("state").(*lua.LTable)
+	cp, skipped := luaapi.CopyTable(dst, state)
+	if skipped != 0 {
+		t.Errorf("skipped %d", skipped)
+	}
+	dst.SetGlobal("state", cp)
+	if err := dst.DoString(`local k = state.kept
+assert(k.prefix == "10.0.0.0/8" and k.peer.address == "192.0.2.2" and k.communities[1] == "65000:38" and k.note == "seen", "copied")`); err != nil {
+		t.Fatal(err)
+	}
+	b, err := luaapi.EncodeJSON(state)
+	if err != nil || !strings.Contains(string(b), `"prefix":"10.0.0.0/8"`) || !strings.Contains(string(b), `"note":"seen"`) {
+		t.Errorf("JSON %s, %v", b, err)
 	}
 }

@@ -38,11 +38,12 @@ local function entered(h)
 end
 
 function on_peer_state(ev)
+  local peer = ev.peer.address
   if ev.state == "established" then
-    history[ev.peer] = {} -- a new session starts a new attempt
+    history[peer] = {} -- a new session starts a new attempt
   elseif ev.old_state == "established" then
-    local policy = entered(history[ev.peer] or {}) and "full" or "default-only"
-    bgp.log("info", "konami:", ev.peer, "gets", policy)
-    bgp.set_export_policy(ev.peer, policy)
+    local policy = entered(history[peer] or {}) and "full" or "default-only"
+    bgp.log("info", "konami:", peer, "gets", policy)
+    bgp.set_export_policy(peer, policy)
   end
 end

@@ -45,10 +45,10 @@ func TestRunner(t *testing.T) {
 function on_load()
   bgp.every(60, function() bgp.set_export_policy("192.0.2.1", "tick " .. os.date("!%H:%M", bgp.now())) end)
 end
-function on_peer_state(ev) bgp.set_export_policy(ev.peer, ev.state) end
+function on_peer_state(ev) bgp.set_export_policy(ev.peer.address, ev.state) end
 `)
 	events := write("ticker.events.jsonl", `{"type":"advance","seconds":150}
-{"type":"peer_state","peer":"192.0.2.2","state":"idle","timestamp":1700000200}
+{"type":"peer_state","peer":{"address":"192.0.2.2"},"state":"idle","timestamp":1700000200}
 `)
 	notifier := write("notifier.lua", `local bgp = require("bgp")
 function on_load()
@@ -61,16 +61,16 @@ end
 function on_load() bgp.set_default_export_policy("default-only") end
 function on_peer_state(ev)
   if ev.state == "established" then return end
-  local p = bgp.peer(ev.peer)
+  local p = bgp.peer(ev.peer.address)
   bgp.log("info", "PEERS", #bgp.peers(), bgp.peer("192.0.2.99"))
-  bgp.set_export_policy(ev.peer, string.format("%s asn=%d flaps=%d received=%d export=%s", p.state, p.asn, p.flaps, p.received, p.export_policy))
+  bgp.set_export_policy(ev.peer.address, string.format("%s asn=%d flaps=%d received=%d export=%s", p.state, p.asn, p.flaps, p.received, p.export_policy))
 end
 `)
-	peerEvents := write("peers.events.jsonl", `{"type":"peer_state","peer":"192.0.2.2","asn":65002,"state":"established"}
+	peerEvents := write("peers.events.jsonl", `{"type":"peer_state","peer":{"address":"192.0.2.2","asn":65002},"state":"established"}
 {"type":"best_path","prefix":"10.0.0.0/8","peer":{"address":"192.0.2.2","asn":65002},"nexthop":"192.0.2.2"}
 {"type":"best_path","prefix":"10.1.0.0/16","peer":{"address":"192.0.2.2","asn":65002},"nexthop":"192.0.2.2"}
 {"type":"best_path","prefix":"10.1.0.0/16","withdrawal":true,"peer":{"address":"192.0.2.2","asn":65002}}
-{"type":"peer_state","peer":"192.0.2.2","asn":65002,"state":"idle","old_state":"established"}
+{"type":"peer_state","peer":{"address":"192.0.2.2","asn":65002},"state":"idle","old_state":"established"}
 `)
 	config := write("edbgpd.toml", `[global.config]
   as = 64512

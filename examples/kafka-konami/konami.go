@@ -5,7 +5,7 @@ import (
 	"sort"
 )
 
-// message is the part of edbgpd's stream schema (version 1) this consumer
+// message is the part of edbgpd's stream schema (version 2) this consumer
 // reads.
 type message struct {
 	Version     int      `json:"version"`
@@ -15,24 +15,18 @@ type message struct {
 	Prefix      string   `json:"prefix"`
 	Withdrawal  bool     `json:"withdrawal"`
 	Communities []string `json:"communities"`
-	// Peer is {address, asn, router_id} on best paths, the address on peer
-	// states.
-	Peer     any    `json:"peer"`
+	Peer        struct {
+		Address string `json:"address"`
+	} `json:"peer"`
 	State    string `json:"state"`
 	OldState string `json:"old_state"`
 }
 
-// peerAddress reads either form of "peer".
-func (m message) peerAddress() string {
-	switch p := m.Peer.(type) {
-	case string:
-		return p
-	case map[string]any:
-		a, _ := p["address"].(string)
-		return a
-	}
-	return ""
-}
+// schema is the stream schema version this consumer reads.
+const schema = 2
+
+// peerAddress is the address of the peer the event is about.
+func (m message) peerAddress() string { return m.Peer.Address }
 
 const watched = "10.0.0.0/8"
 
@@ -67,7 +61,7 @@ type decision struct {
 // handle takes one message; it returns a decision to take later when a
 // peer's session went down.
 func (k *konami) handle(m message) *decision {
-	if m.Version != 1 || (k.router != "" && m.Router != k.router) {
+	if m.Version != schema || (k.router != "" && m.Router != k.router) {
 		return nil
 	}
 	switch m.Type {

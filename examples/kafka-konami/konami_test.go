@@ -6,10 +6,14 @@ import "testing"
 // which partitions deliver.
 func TestOrderAcrossPartitions(t *testing.T) {
 	path := func(seq uint64, c string) message {
-		return message{Version: 1, Type: "best_path", Seq: seq, Prefix: watched, Communities: []string{c}, Peer: map[string]any{"address": "192.0.2.2"}}
+		m := message{Version: schema, Type: "best_path", Seq: seq, Prefix: watched, Communities: []string{c}}
+		m.Peer.Address = "192.0.2.2"
+		return m
 	}
 	state := func(seq uint64, old, now string) message {
-		return message{Version: 1, Type: "peer_state", Seq: seq, Peer: "192.0.2.2", OldState: old, State: now}
+		m := message{Version: schema, Type: "peer_state", Seq: seq, OldState: old, State: now}
+		m.Peer.Address = "192.0.2.2"
+		return m
 	}
 	var codeMsgs []message
 	for i, c := range code {

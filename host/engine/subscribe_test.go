@@ -21,7 +21,7 @@ function on_best_path(ev)
   local prev = ev.previous and ev.previous.nexthop or "none"
   bgp.set_export_policy(ev.prefix, ev.nexthop .. " after " .. prev)
 end
-function on_peer_state(ev) bgp.set_export_policy(ev.peer, "peer event") end
+function on_peer_state(ev) bgp.set_export_policy(ev.peer.address, "peer event") end
 `)
 	if err := e.set.LoadAll(); err != nil {
 		t.Fatal(err)

@@ -39,9 +39,10 @@ type PeerStatus struct {
 	Flaps        uint32
 }
 
-// Actions is everything the bgp module asks of the daemon. host/
-// implements it against GoBGP; tests use a recording fake. Calls come from
-// a script's goroutine and must return quickly: a Lua deadline cannot
+// Actions is everything the bgp module asks of the daemon. The daemon
+// implements it with host/speaker (BGP) and host/notify (Notify), behind
+// host/engine's throttle; tests use a recording fake. Calls come from a
+// script's goroutine and must return quickly: a Lua deadline cannot
 // interrupt a Go call.
 type Actions interface {
 	SetExportPolicy(peer, policy string) error

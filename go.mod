@@ -50,3 +50,7 @@ require (
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20230525234030-28d5490b6b19 // indirect
 	gopkg.in/ini.v1 v1.67.0 // indirect
 )
+
+// host/speaker reads GoBGP's internal watcher (native.go): exactly this
+// version, whatever a dependency asks for.
+replace github.com/osrg/gobgp/v3 => github.com/osrg/gobgp/v3 v3.37.0

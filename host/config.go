@@ -46,12 +46,16 @@ type Options struct {
 	// otherwise (full, default-only, none or a policy-definition): with
 	// "default-only", a script that fails to load cannot leave peers on
 	// the full table.
-	DefaultExportPolicy string                 `toml:"default-export-policy" yaml:"default-export-policy"`
-	Routes              []speaker.Route        `toml:"routes" yaml:"routes"`
-	Notify              notify.Options         `toml:"notify" yaml:"notify"`
-	Throttle            engine.ThrottleOptions `toml:"throttle" yaml:"throttle"`
-	Kafka               sink.KafkaOptions      `toml:"kafka" yaml:"kafka"`
-	Sandbox             SandboxOptions         `toml:"sandbox" yaml:"sandbox"`
+	DefaultExportPolicy string `toml:"default-export-policy" yaml:"default-export-policy"`
+	// EventSource: "auto" (the default: GoBGP's own watcher when it is
+	// the one edbgpd was built for) or "watch-event" (GoBGP's public
+	// WatchEvent, always).
+	EventSource string                 `toml:"event-source" yaml:"event-source"`
+	Routes      []speaker.Route        `toml:"routes" yaml:"routes"`
+	Notify      notify.Options         `toml:"notify" yaml:"notify"`
+	Throttle    engine.ThrottleOptions `toml:"throttle" yaml:"throttle"`
+	Kafka       sink.KafkaOptions      `toml:"kafka" yaml:"kafka"`
+	Sandbox     SandboxOptions         `toml:"sandbox" yaml:"sandbox"`
 	// Grants: what one script may do beyond Notify and Sandbox, by file name.
 	Grants map[string]Grant `toml:"grants" yaml:"grants"`
 }
@@ -243,6 +247,11 @@ func splitConfig(raw []byte, typ string) (gobgp, own []byte) {
 }
 
 func (o *Options) validate() error {
+	switch o.EventSource {
+	case "", "auto", speaker.SourceWatchEvent:
+	default:
+		return fmt.Errorf("event-source %q: want auto or watch-event", o.EventSource)
+	}
 	for i, r := range o.Routes {
 		if err := r.Check(); err != nil {
 			return fmt.Errorf("routes[%d] (%s): %w", i, r.Prefix, err)

@@ -32,14 +32,24 @@ function on_peer_state(ev)
 end
 `
 
+// TestEventsCarryEveryField: every field and the down reason, from each
+// event source: GoBGP's own watcher (auto) and the public WatchEvent
+// (the fallback, forced by the config).
 func TestEventsCarryEveryField(t *testing.T) {
+	for _, source := range []string{"auto", "watch-event"} {
+		t.Run(source, func(t *testing.T) { eventsCarryEveryField(t, source) })
+	}
+}
+
+func eventsCarryEveryField(t *testing.T, source string) {
 	scripts := t.TempDir()
 	if err := os.WriteFile(filepath.Join(scripts, "events.lua"), []byte(eventLogger), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	port := bgptest.FreePort(t)
 	path := filepath.Join(t.TempDir(), "edbgpd.toml")
-	os.WriteFile(path, []byte(edbgpdConfig(port, scripts, "127.0.0.2")), 0o644)
+	cfg := strings.Replace(edbgpdConfig(port, scripts, "127.0.0.2"), "[edbgpd]\n", "[edbgpd]\n  event-source = \""+source+"\"\n", 1)
+	os.WriteFile(path, []byte(cfg), 0o644)
 	logs := &bgptest.Buffer{}
 	r := bgptest.NewRouter(t, 65002, "127.0.0.2", bgptest.Quiet{})
 	d, err := host.Start(host.Settings{ConfigFile: path, Logger: slog.New(slog.NewTextHandler(logs, nil))})
@@ -52,6 +62,10 @@ func TestEventsCarryEveryField(t *testing.T) {
 			t.Log(logs.String())
 		}
 	})
+	want := map[string]string{"auto": "native", "watch-event": "watch-event"}[source]
+	if got := d.Status().Events.Source; got != want {
+		t.Fatalf("event source %q, want %q", got, want)
+	}
 	r.Connect(port)
 	r.WaitEstablished()
 

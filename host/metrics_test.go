@@ -123,6 +123,7 @@ func TestMetricsAndStatus(t *testing.T) {
 		{"edbgpd_peer_advertised_prefixes", peer, 1},
 		{"edbgpd_event_conversion_seconds", nil, table + 1},
 		{"edbgpd_actions_throttled_total", nil, 1},
+		{"edbgpd_event_source", map[string]string{"source": "native"}, 1},
 	} {
 		if got, ok := value(fams, tc.name, tc.labels); !ok || got != tc.want {
 			t.Errorf("%s%v = %v (found: %v), want %v", tc.name, tc.labels, got, ok, tc.want)
@@ -153,7 +154,7 @@ func TestMetricsAndStatus(t *testing.T) {
 	if e := s.LastError; e == nil || e.File != src || e.Line != 3 {
 		t.Errorf("last error %+v, want the syntax error at %s line 3", e, src)
 	}
-	if st.RouterID != "127.0.0.1" || st.Events.BestPaths != table+1 || st.Events.PeerStates == 0 {
+	if st.RouterID != "127.0.0.1" || st.Events.BestPaths != table+1 || st.Events.PeerStates == 0 || st.Events.Source != "native" {
 		t.Errorf("status: %+v", st)
 	}
 }

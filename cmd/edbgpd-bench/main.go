@@ -95,7 +95,8 @@ var descriptions = map[string]string{
 	"b": "edbgpd, no scripts",
 	"c": "edbgpd, 1 script (prefix, AS path, communities)",
 	"d": "edbgpd, 4 such scripts",
-	"w": "edbgpd, 1 script subscribed to the last prefix only: GoBGP's WatchEvent and edbgpd's dispatch, no Lua per event",
+	"w": "edbgpd on GoBGP's public WatchEvent, 1 script subscribed to the last prefix only: the stream and edbgpd's dispatch, no Lua per event",
+	"n": "edbgpd on GoBGP's own watcher (native), 1 script subscribed to the last prefix only: the stream and edbgpd's dispatch, no Lua per event",
 }
 
 func run() int {

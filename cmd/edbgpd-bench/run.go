@@ -81,7 +81,7 @@ end
 	return b.String()
 }
 
-func sutConfig(port int, scripts string, v6 bool) string {
+func sutConfig(port int, scripts, source string, v6 bool) string {
 	c := fmt.Sprintf(`[global.config]
   as = 65001
   router-id = "127.0.0.1"
@@ -105,6 +105,9 @@ func sutConfig(port int, scripts string, v6 bool) string {
 	}
 	if scripts != "" {
 		c += fmt.Sprintf("[edbgpd]\n  scripts = %q\n", scripts)
+		if source != "" {
+			c += fmt.Sprintf("  event-source = %q\n", source)
+		}
 	}
 	return c
 }
@@ -121,16 +124,20 @@ func runConfig(name string, tbl *table, o *options) (*result, error) {
 	for i := 1; i <= nScripts; i++ {
 		os.WriteFile(filepath.Join(scripts, fmt.Sprintf("bench%d.lua", i)), []byte(benchScript(len(tbl.prefixes), "v1", 0, o.v6)), 0o644)
 	}
-	if name == "w" {
+	if name == "w" || name == "n" {
 		os.WriteFile(filepath.Join(scripts, "watch.lua"), []byte(watchScript(o.v6)), 0o644)
 	}
 	port, apiPort := freePort(), freePort()
 	cfgPath := filepath.Join(dir, "bgp.toml")
 	withScripts := ""
-	if name == "b" || name == "c" || name == "d" || name == "w" {
+	if name == "b" || name == "c" || name == "d" || name == "w" || name == "n" {
 		withScripts = scripts
 	}
-	os.WriteFile(cfgPath, []byte(sutConfig(port, withScripts, o.v6)), 0o644)
+	source := ""
+	if name == "w" {
+		source = "watch-event" // the public stream's floor, whatever the default
+	}
+	os.WriteFile(cfgPath, []byte(sutConfig(port, withScripts, source, o.v6)), 0o644)
 	apiAddr := fmt.Sprintf("127.0.0.1:%d", apiPort)
 	var cmd *exec.Cmd
 	pprofAddr := ""
@@ -144,14 +151,14 @@ func runConfig(name string, tbl *table, o *options) (*result, error) {
 			return nil, fmt.Errorf("no stock gobgpd (%s): go install github.com/osrg/gobgp/v3/cmd/gobgpd@v3.37.0", o.gobgpd)
 		}
 		cmd = exec.Command(bin, "-f", cfgPath, "--api-hosts", apiAddr, "--pprof-disable", "-l", "warn")
-	case "b", "c", "d", "w":
+	case "b", "c", "d", "w", "n":
 		cmd = exec.Command(o.edbgpd, "-f", cfgPath, "--api-hosts", apiAddr, "-l", "warn")
 		if o.profile != "" {
 			pprofAddr = fmt.Sprintf("127.0.0.1:%d", freePort())
 			cmd.Args = append(cmd.Args, "--pprof-host", pprofAddr)
 		}
 	default:
-		return nil, fmt.Errorf("unknown configuration %q (a, e, b, c, d, w)", name)
+		return nil, fmt.Errorf("unknown configuration %q (a, e, b, c, d, w, n)", name)
 	}
 	s := &sut{cmd: cmd, marks: map[string]int{}, seen: map[string]time.Time{}}
 	stderr, _ := cmd.StderrPipe()
@@ -188,7 +195,7 @@ func runConfig(name string, tbl *table, o *options) (*result, error) {
 		go saveProfile(pprofAddr, filepath.Join(o.profile, name+".pprof"))
 	}
 	loaded := func() bool {
-		if nScripts > 0 || name == "w" {
+		if nScripts > 0 || name == "w" || name == "n" {
 			return s.marked("bench-loaded", max(nScripts, 1))
 		}
 		return s.has(sentinel(o.v6))

@@ -52,7 +52,8 @@ func runStatus(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "edbgpd status: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "router %s: %d best-path and %d peer-state events (last seq %d)\n\n", st.RouterID, st.Events.BestPaths, st.Events.PeerStates, st.Events.LastSeq)
+	fmt.Fprintf(stdout, "router %s: %d best-path and %d peer-state events (last seq %d), event source %s\n\n",
+		st.RouterID, st.Events.BestPaths, st.Events.PeerStates, st.Events.LastSeq, orDash(st.Events.Source))
 	w := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(w, "SCRIPT\tSTATE\tVERSION\tSINCE\tQUEUED\tEVENTS\tERRORS\tCUT-OFFS\tLAST ERROR")
 	for _, s := range st.Scripts {

@@ -45,6 +45,7 @@ var (
 	descBestPaths  = prometheus.NewDesc("edbgpd_best_path_events_total", "Best-path changes seen (rate() gives events per second).", nil, nil)
 	descPeerEvents = prometheus.NewDesc("edbgpd_peer_state_events_total", "Peer state changes seen.", nil, nil)
 	descKafka      = prometheus.NewDesc("edbgpd_kafka_messages_total", "Events offered to the Kafka stream, by what became of them.", []string{"result"}, nil)
+	descSource     = prometheus.NewDesc("edbgpd_event_source", "1 for where events come from: native (GoBGP's own watcher) or watch-event (its public WatchEvent, the fallback).", []string{"source"}, nil)
 	descThrottled  = prometheus.NewDesc("edbgpd_actions_throttled_total", "Script actions held back by [edbgpd.throttle] (done when the interval ends, the last one only).", nil, nil)
 )
 
@@ -100,6 +101,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ev := src.Speaker.Stats()
 	counter(descBestPaths, ev.BestPaths)
 	counter(descPeerEvents, ev.PeerStates)
+	gauge(descSource, 1, ev.Source)
 	ch <- ev.Conversion
 	if src.Throttle != nil {
 		counter(descThrottled, src.Throttle.Throttled())
@@ -189,6 +191,7 @@ type Status struct {
 	RouterID string                `json:"router_id"`
 	Scripts  []engine.ScriptStatus `json:"scripts"`
 	Events   struct {
+		Source     string `json:"source"` // native, or watch-event (the fallback)
 		BestPaths  uint64 `json:"best_paths"`
 		PeerStates uint64 `json:"peer_states"`
 		LastSeq    uint64 `json:"last_seq"`
@@ -204,6 +207,6 @@ func StatusOf(src Sources) Status {
 		}
 	}
 	ev := src.Speaker.Stats()
-	st.Events.BestPaths, st.Events.PeerStates, st.Events.LastSeq = ev.BestPaths, ev.PeerStates, ev.LastSeq
+	st.Events.Source, st.Events.BestPaths, st.Events.PeerStates, st.Events.LastSeq = ev.Source, ev.BestPaths, ev.PeerStates, ev.LastSeq
 	return st
 }

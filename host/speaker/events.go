@@ -35,6 +35,11 @@ type converter struct {
 	states  map[string]string // peer address -> last state seen
 	seq     atomic.Uint64     // last sequence number given to an event
 
+	// lastSource and lastPeer cache the event peer of the last path
+	// source seen by the native source (see peerOf).
+	lastSource *gPeerInfo
+	lastPeer   event.Peer
+
 	bestPaths  atomic.Uint64        // best-path events made
 	peerEvents atomic.Uint64        // peer-state events made
 	convTime   prometheus.Histogram // per best path, on GoBGP's watcher goroutine

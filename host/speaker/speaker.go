@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	api "github.com/osrg/gobgp/v3/api"
 	"github.com/osrg/gobgp/v3/pkg/apiutil"
@@ -33,7 +34,17 @@ type Options struct {
 	Logger   *slog.Logger
 	LogLevel slog.Level // of GoBGP's own log lines
 	APIHosts string     // where GoBGP's gRPC API listens; "" serves none
+	// EventSource is where events come from: "" or "auto", GoBGP's own
+	// watcher if its layout is the one edbgpd knows, else the public
+	// WatchEvent; "watch-event", the public one always.
+	EventSource string
 }
+
+// The event sources, as Stats and /status name them.
+const (
+	SourceNative     = "native"
+	SourceWatchEvent = "watch-event"
+)
 
 // Speaker is GoBGP with edbgpd's policies, routes and event stream.
 // Its methods may be called from any goroutine.
@@ -49,6 +60,9 @@ type Speaker struct {
 	watchMu   sync.Mutex
 	stopWatch context.CancelFunc // nil until the watch runs
 
+	eventSource string       // Options.EventSource
+	native      *nativeTypes // GoBGP's own watcher checked and usable; nil: WatchEvent
+
 	current   *oc.BgpConfigSet // as applied, edbgpd's policies included
 	announced announcements
 	policyOp  sync.Mutex // one policy change (or config apply) at a time
@@ -59,7 +73,7 @@ func New(o Options) *Speaker {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	sp := &Speaker{log: o.Logger}
+	sp := &Speaker{log: o.Logger, eventSource: o.EventSource}
 	sp.glog = newGobgpLogger(o.Logger, gobgpLevel(o.LogLevel))
 	opts := []server.ServerOption{server.LoggerOption(sp.glog)}
 	if o.APIHosts != "" {
@@ -102,7 +116,31 @@ func (sp *Speaker) Start(cfg *Config, gracefulRestart bool) error {
 	if err == nil {
 		err = sp.configErrors()
 	}
+	if err == nil {
+		sp.chooseSource()
+	}
 	return err
+}
+
+// chooseSource checks GoBGP's own watcher, now that BGP runs and has no
+// neighbours and no routes yet, and uses it if it is as edbgpd knows it.
+func (sp *Speaker) chooseSource() {
+	switch sp.eventSource {
+	case "", "auto":
+	case SourceWatchEvent:
+		sp.log.Info("event source: GoBGP's public WatchEvent, as configured")
+		return
+	default:
+		sp.log.Warn("unknown event-source; using auto", "event_source", sp.eventSource)
+	}
+	nt, err := probeNative(sp.srv, 2*time.Second)
+	if err != nil {
+		sp.log.Warn("event source: GoBGP's internal watcher is not the one edbgpd was built for; "+
+			"using the public WatchEvent, which costs more per best path (BENCHMARKS.md)", "err", err)
+		return
+	}
+	sp.native = &nt
+	sp.log.Info("event source: GoBGP's internal watcher (native)")
 }
 
 // SetInitialExportPolicy sets what every peer is sent until a script
@@ -222,6 +260,16 @@ func (sp *Speaker) Watch(sink event.Sink, idle func() bool) error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	sp.stopWatch = cancel
+	if sp.native != nil {
+		sp.watchNative(ctx, sp.conv, *sp.native, sink, idle)
+		return nil
+	}
+	return sp.watchPublic(ctx, sp.conv, sink, idle)
+}
+
+// watchPublic is the event source on GoBGP's public WatchEvent: every
+// path comes as protobuf, turned into an event by conv.
+func (sp *Speaker) watchPublic(ctx context.Context, conv *converter, sink event.Sink, idle func() bool) error {
 	return sp.srv.WatchEvent(ctx, &api.WatchEventRequest{
 		Peer: &api.WatchEventRequest_Peer{},
 		Table: &api.WatchEventRequest_Table{Filters: []*api.WatchEventRequest_Table_Filter{
@@ -233,7 +281,7 @@ func (sp *Speaker) Watch(sink event.Sink, idle func() bool) error {
 				return // nobody listens: skip the decoding
 			}
 		}
-		sp.conv.convert(r, sink.Push)
+		conv.convert(r, sink.Push)
 	})
 }
 
@@ -254,12 +302,18 @@ type Stats struct {
 	LastSeq    uint64 // sequence number of the newest event
 	// Conversion is the time to turn one GoBGP best path into an event.
 	Conversion prometheus.Histogram
+	// Source is where events come from: SourceNative or SourceWatchEvent.
+	Source string
 }
 
 // Stats reads the counters; safe from any goroutine.
 func (sp *Speaker) Stats() Stats {
+	src := SourceWatchEvent
+	if sp.native != nil {
+		src = SourceNative
+	}
 	return Stats{BestPaths: sp.conv.bestPaths.Load(), PeerStates: sp.conv.peerEvents.Load(),
-		LastSeq: sp.conv.lastSeq(), Conversion: sp.conv.convTime}
+		LastSeq: sp.conv.lastSeq(), Conversion: sp.conv.convTime, Source: src}
 }
 
 // PeerCounts is one neighbour's session and prefix counts.

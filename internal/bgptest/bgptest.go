@@ -34,6 +34,8 @@ type Router struct {
 	// HoldTime of the session Connect sets up, in seconds; 0: 30. Tests
 	// that must show a session never stalls use 9, as routers do.
 	HoldTime uint64
+	// IPv6 adds ipv6-unicast to the session Connect sets up.
+	IPv6 bool
 	t        T
 }
 
@@ -61,10 +63,17 @@ func (r *Router) Connect(edbgpdPort int) *Router {
 	if hold == 0 {
 		hold = 30
 	}
+	var families []*api.AfiSafi
+	if r.IPv6 {
+		for _, afi := range []api.Family_Afi{api.Family_AFI_IP, api.Family_AFI_IP6} {
+			families = append(families, &api.AfiSafi{Config: &api.AfiSafiConfig{Family: &api.Family{Afi: afi, Safi: api.Family_SAFI_UNICAST}, Enabled: true}})
+		}
+	}
 	err := r.AddPeer(context.Background(), &api.AddPeerRequest{Peer: &api.Peer{
 		Conf:      &api.PeerConf{NeighborAddress: "127.0.0.1", PeerAsn: 65001},
 		Transport: &api.Transport{LocalAddress: r.Addr, RemotePort: uint32(edbgpdPort)},
 		Timers:    &api.Timers{Config: &api.TimersConfig{ConnectRetry: 1, IdleHoldTimeAfterReset: 1, HoldTime: hold, KeepaliveInterval: hold / 3}},
+		AfiSafis:  families,
 	}})
 	if err != nil {
 		r.t.Fatal(err)

@@ -36,7 +36,7 @@ type Router struct {
 	HoldTime uint64
 	// IPv6 adds ipv6-unicast to the session Connect sets up.
 	IPv6 bool
-	t        T
+	t    T
 }
 
 // NewRouter starts a router with AS asn on addr, with no session yet.

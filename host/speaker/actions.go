@@ -27,16 +27,36 @@ type announcements struct {
 	paths map[string]map[string][]byte // script -> prefix -> uuid
 }
 
-// SetExportPolicy implements luaapi.Actions. The change takes effect at
-// once if the peer's session is up.
+// SetExportPolicy implements luaapi.Actions. What can be refused is
+// refused at once (a peer that is not an address, an unknown policy); the
+// change itself is queued and returns: making it take effect on an
+// established session lists what the peer is sent before and after,
+// seconds at a full table, which no script waits for. Changes take effect
+// one at a time, in the order asked, and bgp.peer reports the policy
+// asked for at once.
 func (sp *Speaker) SetExportPolicy(peer, policy string) error {
-	if a, err := netip.ParseAddr(peer); err == nil {
-		peer = a.String()
+	a, err := netip.ParseAddr(peer)
+	if err != nil {
+		return fmt.Errorf("peer %q is not an IP address", peer)
 	}
-	if sp.policy.inForce(peer, policy) {
-		return nil // nothing to change: skip listing what the peer is sent
+	peer = a.String()
+	if err := sp.CheckPolicy(policy); err != nil {
+		return err
 	}
-	return sp.withPolicyEffect([]string{peer}, func() error { return sp.policy.SetPeer(peer, policy) })
+	sp.policy.ask(peer, policy)
+	sp.policyJobs.run(func() {
+		defer sp.policy.asked(peer, policy)
+		if sp.policy.inForce(peer, policy) {
+			return // nothing to change: skip listing what the peer is sent
+		}
+		start := time.Now()
+		if err := sp.withPolicyEffect([]string{peer}, func() error { return sp.policy.SetPeer(peer, policy) }); err != nil {
+			sp.log.Error("export policy change failed", "peer", peer, "policy", policy, "err", err)
+			return
+		}
+		sp.log.Info("export policy in force", "peer", peer, "policy", policy, "took", time.Since(start).Round(time.Millisecond))
+	})
+	return nil
 }
 
 // SetImportPolicy implements luaapi.Actions. A soft reset in re-applies
@@ -57,24 +77,41 @@ func (sp *Speaker) SetImportPolicy(peer, policy string) error {
 	return nil
 }
 
-// SetDefaultExportPolicy implements luaapi.Actions. It takes effect at
-// once for every established peer no script has set.
+// SetDefaultExportPolicy implements luaapi.Actions. It takes effect on
+// every established peer no script has set, queued as SetExportPolicy is.
 func (sp *Speaker) SetDefaultExportPolicy(policy string) error {
-	if sp.policy.inForce("", policy) {
-		// A script's on_load sets it on every reload: with nothing to
-		// change, listing what every peer is sent would be all cost.
-		return nil
+	if err := sp.CheckPolicy(policy); err != nil {
+		return err
 	}
-	var unset []string
-	if ps, err := sp.Peers(); err == nil {
-		for _, p := range ps {
-			if !sp.policy.IsSet(p.Address) {
-				unset = append(unset, p.Address)
+	sp.policy.ask("", policy)
+	sp.policyJobs.run(func() {
+		defer sp.policy.asked("", policy)
+		if sp.policy.inForce("", policy) {
+			// A script's on_load sets it on every reload: with nothing to
+			// change, listing what every peer is sent would be all cost.
+			return
+		}
+		var unset []string
+		if ps, err := sp.Peers(); err == nil {
+			for _, p := range ps {
+				if !sp.policy.IsSet(p.Address) {
+					unset = append(unset, p.Address)
+				}
 			}
 		}
-	}
-	return sp.withPolicyEffect(unset, func() error { return sp.policy.SetDefault(policy) })
+		start := time.Now()
+		if err := sp.withPolicyEffect(unset, func() error { return sp.policy.SetDefault(policy) }); err != nil {
+			sp.log.Error("default export policy change failed", "policy", policy, "err", err)
+			return
+		}
+		sp.log.Info("default export policy in force", "policy", policy, "peers", len(unset), "took", time.Since(start).Round(time.Millisecond))
+	})
+	return nil
 }
+
+// PolicyChangesDone waits until the queued export policy changes are in
+// force.
+func (sp *Speaker) PolicyChangesDone() { sp.policyJobs.wait() }
 
 // Peers implements luaapi.Actions.
 func (sp *Speaker) Peers() ([]luaapi.PeerStatus, error) {
@@ -433,6 +470,7 @@ func (sp *Speaker) PreviewExportPolicy(peer, policy string) (add, withdraw []str
 	if !isBuiltin(policy) {
 		return nil, nil, fmt.Errorf("preview covers full, default-only and none, not %q", policy)
 	}
+	sp.PolicyChangesDone() // preview from the policy in force
 	if p, err := sp.Peer(peer); err != nil {
 		return nil, nil, err
 	} else if p.State != "established" {

@@ -55,6 +55,30 @@ type exportPolicy struct {
 	userExport  []string     // export policies of the config file
 	userDefault api.RouteAction
 	hold        []string // peers that must not get marker paths (export only)
+	// asking is what scripts asked for and is not in force yet (queued
+	// changes): peer address, or "" for the default, -> policy.
+	asking map[string]string
+}
+
+// ask notes that policy was asked for peer ("": the default); PeerPolicy
+// reports it from now on.
+func (e *exportPolicy) ask(peer, policy string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.asking == nil {
+		e.asking = make(map[string]string)
+	}
+	e.asking[peer] = policy
+}
+
+// asked notes that the change asking for policy is done (in force, or
+// failed), unless a later one for the same peer waits.
+func (e *exportPolicy) asked(peer, policy string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.asking[peer] == policy {
+		delete(e.asking, peer)
+	}
 }
 
 func newExportPolicy(srv *server.BgpServer, log *slog.Logger) *exportPolicy {
@@ -187,19 +211,28 @@ func (e *exportPolicy) inForce(peer, policy string) bool {
 	return ok && mode == policy
 }
 
-// IsSet tells whether a script set peer's policy (as opposed to the default).
+// IsSet tells whether a script set peer's policy (as opposed to the
+// default), or asked to.
 func (e *exportPolicy) IsSet(peer string) bool {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	_, ok := e.modes[peer]
-	return ok
+	_, asked := e.asking[peer]
+	return ok || asked
 }
 
-// PeerPolicy reports a peer's export policy as scripts set it.
+// PeerPolicy reports a peer's export policy as scripts set it, or last
+// asked for it.
 func (e *exportPolicy) PeerPolicy(peer string) string {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	if p, ok := e.asking[peer]; ok {
+		return p
+	}
 	if p, ok := e.modes[peer]; ok {
+		return p
+	}
+	if p, ok := e.asking[""]; ok {
 		return p
 	}
 	if e.defaultMode != "" {

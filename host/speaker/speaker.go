@@ -63,9 +63,10 @@ type Speaker struct {
 	eventSource string       // Options.EventSource
 	native      *nativeTypes // GoBGP's own watcher checked and usable; nil: WatchEvent
 
-	current   *oc.BgpConfigSet // as applied, edbgpd's policies included
-	announced announcements
-	policyOp  sync.Mutex // one policy change (or config apply) at a time
+	current    *oc.BgpConfigSet // as applied, edbgpd's policies included
+	announced  announcements
+	policyOp   sync.Mutex // one policy change (or config apply) at a time
+	policyJobs jobs       // export policy changes scripts asked for, in order
 }
 
 // New starts GoBGP's server with no BGP yet (see Start).
@@ -285,7 +286,8 @@ func (sp *Speaker) watchPublic(ctx context.Context, conv *converter, sink event.
 	})
 }
 
-// Stop stops the watch and GoBGP, which sends every peer a Cease.
+// Stop stops the watch and GoBGP, which sends every peer a Cease. A
+// policy change still queued then fails (logged): the sessions are over.
 func (sp *Speaker) Stop() {
 	sp.watchMu.Lock()
 	if sp.stopWatch != nil {

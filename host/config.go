@@ -47,6 +47,10 @@ type Options struct {
 	// "default-only", a script that fails to load cannot leave peers on
 	// the full table.
 	DefaultExportPolicy string `toml:"default-export-policy" yaml:"default-export-policy"`
+	// GCPercent and MemoryLimit set Go's garbage collector for the whole
+	// process, as GOGC and GOMEMLIMIT would (0: leave them as they are).
+	GCPercent   int        `toml:"gc-percent" yaml:"gc-percent"`
+	MemoryLimit units.Size `toml:"memory-limit" yaml:"memory-limit"`
 	// EventSource: "auto" (the default: GoBGP's own watcher when it is
 	// the one edbgpd was built for) or "watch-event" (GoBGP's public
 	// WatchEvent, always).
@@ -247,6 +251,9 @@ func splitConfig(raw []byte, typ string) (gobgp, own []byte) {
 }
 
 func (o *Options) validate() error {
+	if o.GCPercent < -1 || (o.GCPercent == -1 && o.MemoryLimit <= 0) {
+		return fmt.Errorf("gc-percent %d: want a percentage, or -1 (off) with a memory-limit", o.GCPercent)
+	}
 	switch o.EventSource {
 	case "", "auto", speaker.SourceWatchEvent:
 	default:

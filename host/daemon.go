@@ -7,6 +7,7 @@ package host
 import (
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"time"
 
 	"github.com/edbgpd/edbgpd/host/engine"
@@ -71,6 +72,7 @@ func Start(s Settings) (*Daemon, error) {
 		cfg.Options.Scripts = s.Scripts
 	}
 	d := &Daemon{settings: s, log: s.Logger, routerID: cfg.BGP.Global.Config.RouterId}
+	setGC(cfg.Options, s.Logger)
 	d.options.store(&cfg.Options)
 	d.notifier = notify.New(cfg.Options.Notify.MaxInFlight,
 		func(script string) notify.Allow { return d.options.load().grantFor(script).notifyAllow() },
@@ -141,6 +143,20 @@ func Start(s Settings) (*Daemon, error) {
 	d.log.Info("edbgpd started", "config", s.ConfigFile, "scripts", cfg.Options.Scripts,
 		"neighbors", len(cfg.BGP.Neighbors), "routes", len(cfg.Options.Routes))
 	return d, nil
+}
+
+// setGC applies [edbgpd] gc-percent and memory-limit, at start only: the
+// heap GoBGP holds at a full table is most of the process, and how often
+// the collector walks it is most of what edbgpd adds to GoBGP's time.
+func setGC(o Options, log *slog.Logger) {
+	if o.GCPercent != 0 {
+		old := debug.SetGCPercent(o.GCPercent)
+		log.Info("garbage collector", "gc_percent", o.GCPercent, "was", old)
+	}
+	if o.MemoryLimit > 0 {
+		debug.SetMemoryLimit(int64(o.MemoryLimit))
+		log.Info("garbage collector", "memory_limit_mib", int64(o.MemoryLimit)>>20)
+	}
 }
 
 // Actions is what scripts act through (throttled, if scripts are on):

@@ -25,7 +25,13 @@ type feeder struct {
 // dialFeeder connects from 127.0.0.2 (AS 65002) to addr and establishes
 // the session (OPEN, KEEPALIVE both ways).
 func dialFeeder(addr string, v6 bool) (*feeder, error) {
-	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}, Timeout: 5 * time.Second}
+	return dialPeer(addr, "127.0.0.2", 65002, v6, nil)
+}
+
+// dialPeer is dialFeeder from local (AS as); what the other side sends
+// goes to read (nil: dropped).
+func dialPeer(addr, local string, as uint32, v6 bool, read func(io.Reader)) (*feeder, error) {
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(local)}, Timeout: 5 * time.Second}
 	var conn net.Conn
 	var err error
 	for i := 0; i < 100; i++ { // the system under test may still be starting
@@ -37,11 +43,11 @@ func dialFeeder(addr string, v6 bool) (*feeder, error) {
 	if err != nil {
 		return nil, err
 	}
-	caps := []bgp.ParameterCapabilityInterface{bgp.NewCapFourOctetASNumber(65002), bgp.NewCapMultiProtocol(bgp.RF_IPv4_UC)}
+	caps := []bgp.ParameterCapabilityInterface{bgp.NewCapFourOctetASNumber(as), bgp.NewCapMultiProtocol(bgp.RF_IPv4_UC)}
 	if v6 {
 		caps = append(caps, bgp.NewCapMultiProtocol(bgp.RF_IPv6_UC))
 	}
-	open := bgp.NewBGPOpenMessage(65002, 180, "127.0.0.2", []bgp.OptionParameterInterface{bgp.NewOptionParameterCapability(caps)})
+	open := bgp.NewBGPOpenMessage(uint16(as), 180, local, []bgp.OptionParameterInterface{bgp.NewOptionParameterCapability(caps)})
 	f := &feeder{conn: conn, w: bufio.NewWriterSize(conn, 1<<20), done: make(chan struct{})}
 	if err := f.send(open); err != nil {
 		return nil, err
@@ -64,9 +70,52 @@ func dialFeeder(addr string, v6 bool) (*feeder, error) {
 			return nil, fmt.Errorf("handshake: notification %v", m.Body)
 		}
 	}
-	go f.drain(r)
+	if read == nil {
+		read = f.drain
+	}
+	go read(r)
 	go f.keepalive()
 	return f, nil
+}
+
+// receiver counts the prefixes a peer has from edbgpd, from the UPDATEs
+// it reads; the count drops to none when the session ends.
+type receiver struct {
+	mu       sync.Mutex
+	prefixes map[string]bool
+	down     bool
+}
+
+func (rc *receiver) read(r io.Reader) {
+	br := bufio.NewReaderSize(r, 1<<20)
+	for {
+		m, err := readMessage(br)
+		if err != nil || m.Header.Type == bgp.BGP_MSG_NOTIFICATION {
+			rc.mu.Lock()
+			rc.down, rc.prefixes = true, nil
+			rc.mu.Unlock()
+			return
+		}
+		u, ok := m.Body.(*bgp.BGPUpdate)
+		if !ok {
+			continue
+		}
+		rc.mu.Lock()
+		for _, p := range u.WithdrawnRoutes {
+			delete(rc.prefixes, p.String())
+		}
+		for _, p := range u.NLRI {
+			rc.prefixes[p.String()] = true
+		}
+		rc.mu.Unlock()
+	}
+}
+
+// count is how many prefixes the peer has, and whether its session ended.
+func (rc *receiver) count() (int, bool) {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return len(rc.prefixes), rc.down
 }
 
 func readMessage(r *bufio.Reader) (*bgp.BGPMessage, error) {

@@ -86,7 +86,13 @@ type result struct {
 	ChurnP99ms   float64 `json:"churn_p99_ms,omitempty"`
 	ChurnEvents  int     `json:"churn_events,omitempty"`
 	ReloadMS     float64 `json:"reload_ms,omitempty"`
-	Skipped      string  `json:"skipped,omitempty"`
+	// PolicySeconds: from the trigger to the receiver having nothing left
+	// (p); PolicyReset: by a session reset; PolicyHeldMS: how long the
+	// script's set_export_policy call took.
+	PolicySeconds float64 `json:"policy_seconds,omitempty"`
+	PolicyReset   bool    `json:"policy_reset,omitempty"`
+	PolicyHeldMS  float64 `json:"policy_held_ms,omitempty"`
+	Skipped       string  `json:"skipped,omitempty"`
 }
 
 var descriptions = map[string]string{
@@ -96,6 +102,7 @@ var descriptions = map[string]string{
 	"c": "edbgpd, 1 script (prefix, AS path, communities)",
 	"d": "edbgpd, 4 such scripts",
 	"w": "edbgpd on GoBGP's public WatchEvent, 1 script subscribed to the last prefix only: the stream and edbgpd's dispatch, no Lua per event",
+	"p": "edbgpd, 1 script that sets a second peer's export policy to default-only once both have the table",
 	"n": "edbgpd on GoBGP's own watcher (native), 1 script subscribed to the last prefix only: the stream and edbgpd's dispatch, no Lua per event",
 }
 
@@ -110,6 +117,8 @@ func run() int {
 	flag.DurationVar(&o.churnFor, "churn-for", 30*time.Second, "length of the churn test; 0 skips churn and reload")
 	flag.StringVar(&o.jsonOut, "json", "", "also write the results as JSON lines to this file")
 	flag.StringVar(&o.profile, "profile", "", "write a 10 s CPU profile of each edbgpd run (b, c, d, w) during the load to this folder")
+	flag.IntVar(&gcPercent, "gc-percent", 0, "[edbgpd] gc-percent for every configuration but (e) (0: Go's default)")
+	flag.StringVar(&memoryLimit, "memory-limit", "", "[edbgpd] memory-limit for every configuration but (e), e.g. 2GiB")
 	flag.Parse()
 
 	fmt.Printf("edbgpd-bench: %d %s prefixes; %s, %d CPUs\n", o.n, map[bool]string{false: "IPv4", true: "IPv6"}[o.v6], runtime.GOOS+"/"+runtime.GOARCH, runtime.NumCPU())
@@ -186,6 +195,13 @@ func report(w io.Writer, results []*result) {
 	for _, r := range results {
 		if r.ChurnEvents > 0 {
 			fmt.Fprintf(w, "churn (%s): %d events, event-to-handler p50 %.2f ms, p99 %.2f ms\n", r.Config, r.ChurnEvents, r.ChurnP50ms, r.ChurnP99ms)
+		}
+		if r.PolicySeconds > 0 {
+			how := "withdrawn"
+			if r.PolicyReset {
+				how = "session reset"
+			}
+			fmt.Fprintf(w, "policy change (%s): the peer had nothing left %.2f s after the trigger (%s); the script's call took %.3f ms\n", r.Config, r.PolicySeconds, how, r.PolicyHeldMS)
 		}
 		if r.ReloadMS > 0 {
 			fmt.Fprintf(w, "reload (%s): %.1f ms from save to the new 200-line version handling events\n", r.Config, r.ReloadMS)

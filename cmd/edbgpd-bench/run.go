@@ -30,6 +30,26 @@ end
 `, sentinel(v6).String())
 }
 
+// policyTrigger is the prefix whose announcement makes policyScript take
+// the whole table away from the receiver.
+const policyTrigger = "192.0.2.253/32"
+
+// policyScript waits for the table, then for the trigger, and sets the
+// receiver's export policy to default-only: what the policy change costs
+// at a full table, and how long the script waited for it.
+func policyScript(v6 bool) string {
+	return fmt.Sprintf(`local bgp = require("bgp")
+bgp.subscribe { prefixes = { %q, %q }, peer_state = false }
+function on_best_path(ev)
+  if ev.withdrawal then return end
+  if ev.prefix == %q then bgp.log("warn", "bench-loaded") return end
+  local t0 = bgp.now()
+  bgp.set_export_policy("127.0.0.3", "default-only")
+  bgp.log("warn", "bench-policy", string.format("held_ms=%%.3f", (bgp.now() - t0) * 1000))
+end
+`, sentinel(v6).String(), policyTrigger, sentinel(v6).String())
+}
+
 // benchScript reads prefix, AS path and communities of every best path
 // and counts; it logs markers the bench waits for. Churn updates (AS path
 // 65002 64999) carry their send time in MED; 192.0.2.255/32 asks for the
@@ -81,7 +101,7 @@ end
 	return b.String()
 }
 
-func sutConfig(port int, scripts, source string, v6 bool) string {
+func sutConfig(port int, scripts, source string, v6, edbgpd bool) string {
 	c := fmt.Sprintf(`[global.config]
   as = 65001
   router-id = "127.0.0.1"
@@ -103,14 +123,30 @@ func sutConfig(port int, scripts, source string, v6 bool) string {
       afi-safi-name = "ipv6-unicast"
 `
 	}
+	if !edbgpd {
+		return c // the stock gobgpd knows no [edbgpd]
+	}
+	c += "[edbgpd]\n"
 	if scripts != "" {
-		c += fmt.Sprintf("[edbgpd]\n  scripts = %q\n", scripts)
-		if source != "" {
-			c += fmt.Sprintf("  event-source = %q\n", source)
-		}
+		c += fmt.Sprintf("  scripts = %q\n", scripts)
+	}
+	if source != "" {
+		c += fmt.Sprintf("  event-source = %q\n", source)
+	}
+	if gcPercent != 0 {
+		c += fmt.Sprintf("  gc-percent = %d\n", gcPercent)
+	}
+	if memoryLimit != "" {
+		c += fmt.Sprintf("  memory-limit = %q\n", memoryLimit)
 	}
 	return c
 }
+
+// The collector settings every configuration but (e) runs with (flags).
+var (
+	gcPercent   int
+	memoryLimit string
+)
 
 func runConfig(name string, tbl *table, o *options) (*result, error) {
 	dir, err := os.MkdirTemp("", "edbgpd-bench-"+name)
@@ -127,17 +163,36 @@ func runConfig(name string, tbl *table, o *options) (*result, error) {
 	if name == "w" || name == "n" {
 		os.WriteFile(filepath.Join(scripts, "watch.lua"), []byte(watchScript(o.v6)), 0o644)
 	}
+	if name == "p" {
+		os.WriteFile(filepath.Join(scripts, "policy.lua"), []byte(policyScript(o.v6)), 0o644)
+	}
 	port, apiPort := freePort(), freePort()
 	cfgPath := filepath.Join(dir, "bgp.toml")
 	withScripts := ""
-	if name == "b" || name == "c" || name == "d" || name == "w" || name == "n" {
+	if name == "b" || name == "c" || name == "d" || name == "w" || name == "n" || name == "p" {
 		withScripts = scripts
 	}
 	source := ""
 	if name == "w" {
 		source = "watch-event" // the public stream's floor, whatever the default
 	}
-	os.WriteFile(cfgPath, []byte(sutConfig(port, withScripts, source, o.v6)), 0o644)
+	cfg := sutConfig(port, withScripts, source, o.v6, name != "e")
+	if name == "p" { // a second peer, the one whose policy changes
+		cfg = strings.Replace(cfg, "[edbgpd]\n", `[[neighbors]]
+  [neighbors.config]
+    neighbor-address = "127.0.0.3"
+    peer-as = 65003
+  [neighbors.transport.config]
+    passive-mode = true
+  [neighbors.timers.config]
+    idle-hold-time-after-reset = 1
+  [[neighbors.afi-safis]]
+    [neighbors.afi-safis.config]
+      afi-safi-name = "ipv4-unicast"
+[edbgpd]
+`, 1)
+	}
+	os.WriteFile(cfgPath, []byte(cfg), 0o644)
 	apiAddr := fmt.Sprintf("127.0.0.1:%d", apiPort)
 	var cmd *exec.Cmd
 	pprofAddr := ""
@@ -151,14 +206,14 @@ func runConfig(name string, tbl *table, o *options) (*result, error) {
 			return nil, fmt.Errorf("no stock gobgpd (%s): go install github.com/osrg/gobgp/v3/cmd/gobgpd@v3.37.0", o.gobgpd)
 		}
 		cmd = exec.Command(bin, "-f", cfgPath, "--api-hosts", apiAddr, "--pprof-disable", "-l", "warn")
-	case "b", "c", "d", "w", "n":
+	case "b", "c", "d", "w", "n", "p":
 		cmd = exec.Command(o.edbgpd, "-f", cfgPath, "--api-hosts", apiAddr, "-l", "warn")
 		if o.profile != "" {
 			pprofAddr = fmt.Sprintf("127.0.0.1:%d", freePort())
 			cmd.Args = append(cmd.Args, "--pprof-host", pprofAddr)
 		}
 	default:
-		return nil, fmt.Errorf("unknown configuration %q (a, e, b, c, d, w, n)", name)
+		return nil, fmt.Errorf("unknown configuration %q (a, e, b, c, d, w, n, p)", name)
 	}
 	s := &sut{cmd: cmd, marks: map[string]int{}, seen: map[string]time.Time{}}
 	stderr, _ := cmd.StderrPipe()
@@ -183,6 +238,15 @@ func runConfig(name string, tbl *table, o *options) (*result, error) {
 	pid := cmd.Process.Pid
 	n := len(tbl.prefixes)
 	r := &result{Config: name, Prefixes: n}
+	var rc *receiver
+	if name == "p" {
+		rc = &receiver{prefixes: map[string]bool{}}
+		peer, err := dialPeer(fmt.Sprintf("127.0.0.1:%d", port), "127.0.0.3", 65003, o.v6, rc.read)
+		if err != nil {
+			return nil, err
+		}
+		defer peer.close()
+	}
 	f, err := dialFeeder(fmt.Sprintf("127.0.0.1:%d", port), o.v6)
 	if err != nil {
 		return nil, err
@@ -195,7 +259,7 @@ func runConfig(name string, tbl *table, o *options) (*result, error) {
 		go saveProfile(pprofAddr, filepath.Join(o.profile, name+".pprof"))
 	}
 	loaded := func() bool {
-		if nScripts > 0 || name == "w" || name == "n" {
+		if nScripts > 0 || name == "w" || name == "n" || name == "p" {
 			return s.marked("bench-loaded", max(nScripts, 1))
 		}
 		return s.has(sentinel(o.v6))
@@ -210,6 +274,11 @@ func runConfig(name string, tbl *table, o *options) (*result, error) {
 
 	if name == "c" && o.churnFor > 0 {
 		churn(s, f, tbl, o, r, scripts, n)
+	}
+	if rc != nil {
+		if err := policyChange(s, f, rc, r, n); err != nil {
+			return nil, err
+		}
 	}
 
 	start = time.Now()
@@ -240,6 +309,36 @@ func runConfig(name string, tbl *table, o *options) (*result, error) {
 // churn sends o.churnRate updates/s for o.churnFor and reads the script's
 // latency report; then, with churn still running, saves a 200-line new
 // version of the script and times until it handles an event.
+// policyChange waits for the receiver to have the table, announces the
+// trigger, and times until the receiver has nothing left (withdrawn, or
+// its session reset: more than 5,000 prefixes go at once).
+func policyChange(s *sut, f *feeder, rc *receiver, r *result, n int) error {
+	if !waitUntil(30*time.Minute, func() bool { c, _ := rc.count(); return c >= n }) {
+		c, down := rc.count()
+		return fmt.Errorf("the receiver has %d of %d prefixes (down %v)", c, n, down)
+	}
+	start := time.Now()
+	if err := f.write(updateFor(attrSet{asPath: []uint32{65002}}, []netip.Prefix{netip.MustParsePrefix(policyTrigger)}, false)); err != nil {
+		return err
+	}
+	if !waitUntil(30*time.Minute, func() bool { c, down := rc.count(); return c == 0 || down }) {
+		return fmt.Errorf("the receiver kept its routes")
+	}
+	r.PolicySeconds = round(time.Since(start).Seconds(), 3)
+	_, r.PolicyReset = rc.count()
+	if !waitUntil(time.Minute, func() bool { return s.marked("bench-policy", 1) }) {
+		return fmt.Errorf("the script did not report its call")
+	}
+	s.mu.Lock()
+	for _, l := range s.lines {
+		if i := strings.Index(l, "held_ms="); i >= 0 && strings.Contains(l, "bench-policy") {
+			r.PolicyHeldMS, _ = strconv.ParseFloat(strings.Trim(strings.Fields(l[i+len("held_ms="):])[0], `"`), 64)
+		}
+	}
+	s.mu.Unlock()
+	return nil
+}
+
 func churn(s *sut, f *feeder, tbl *table, o *options, r *result, scripts string, n int) {
 	rnd := rand.New(rand.NewSource(2))
 	stop := make(chan struct{})

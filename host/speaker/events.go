@@ -168,9 +168,18 @@ func setAttributes(ev *event.Attributes, attrs []bgp.PathAttributeInterface) {
 				ev.Origin = origins[a.Value]
 			}
 		case *bgp.PathAttributeAsPath:
-			var path []uint32
+			n := 0
 			for _, seg := range a.Value {
-				path = append(path, seg.GetAS()...)
+				n += seg.ASLen()
+			}
+			path := make([]uint32, 0, n)
+			for _, seg := range a.Value {
+				switch seg := seg.(type) {
+				case *bgp.As4PathParam: // GetAS would copy it
+					path = append(path, seg.AS...)
+				default:
+					path = append(path, seg.GetAS()...)
+				}
 			}
 			ev.ASPath = path
 		case *bgp.PathAttributeNextHop:
@@ -186,7 +195,7 @@ func setAttributes(ev *event.Attributes, attrs []bgp.PathAttributeInterface) {
 		case *bgp.PathAttributeCommunities:
 			ev.Communities = make([]string, len(a.Value))
 			for i, v := range a.Value {
-				ev.Communities[i] = fmt.Sprintf("%d:%d", v>>16, v&0xffff)
+				ev.Communities[i] = communityString(v)
 			}
 		case *bgp.PathAttributeLargeCommunities:
 			ev.LargeCommunities = make([]string, len(a.Values))

@@ -50,7 +50,7 @@ func (sp *Speaker) SetExportPolicy(peer, policy string) error {
 			return // nothing to change: skip listing what the peer is sent
 		}
 		start := time.Now()
-		if err := sp.withPolicyEffect([]string{peer}, func() error { return sp.policy.SetPeer(peer, policy) }); err != nil {
+		if err := sp.withPolicyEffect([]string{peer}, policy, func() error { return sp.policy.SetPeer(peer, policy) }); err != nil {
 			sp.log.Error("export policy change failed", "peer", peer, "policy", policy, "err", err)
 			return
 		}
@@ -100,7 +100,7 @@ func (sp *Speaker) SetDefaultExportPolicy(policy string) error {
 			}
 		}
 		start := time.Now()
-		if err := sp.withPolicyEffect(unset, func() error { return sp.policy.SetDefault(policy) }); err != nil {
+		if err := sp.withPolicyEffect(unset, policy, func() error { return sp.policy.SetDefault(policy) }); err != nil {
 			sp.log.Error("default export policy change failed", "policy", policy, "err", err)
 			return
 		}

@@ -3,6 +3,7 @@ package speaker
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync/atomic"
 	"time"
@@ -37,8 +38,9 @@ type converter struct {
 
 	// lastSource and lastPeer cache the event peer of the last path
 	// source seen by the native source (see peerOf).
-	lastSource *gPeerInfo
-	lastPeer   event.Peer
+	lastSource       *gPeerInfo
+	lastID, lastAddr net.IP
+	lastPeer         event.Peer
 
 	bestPaths  atomic.Uint64        // best-path events made
 	peerEvents atomic.Uint64        // peer-state events made

@@ -339,10 +339,12 @@ func (c *converter) peerOf(src *gPeerInfo) event.Peer {
 	if src == nil {
 		return event.Peer{}
 	}
-	if src == c.lastSource {
+	// The same source may stand for a peer that came back with another
+	// router id: compare what the cached peer was made from.
+	if src == c.lastSource && src.AS == c.lastPeer.ASN && src.ID.Equal(c.lastID) && src.Address.Equal(c.lastAddr) {
 		return c.lastPeer
 	}
-	c.lastSource = src
+	c.lastSource, c.lastID, c.lastAddr = src, src.ID, src.Address
 	c.lastPeer = event.Peer{Address: cleanAddr(src.Address.String()), ASN: src.AS, RouterID: cleanAddr(src.ID.String())}
 	return c.lastPeer
 }

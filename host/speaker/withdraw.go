@@ -10,6 +10,8 @@ import (
 	api "github.com/osrg/gobgp/v3/api"
 	"github.com/osrg/gobgp/v3/pkg/apiutil"
 	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
+
+	"github.com/edbgpd/edbgpd/luaapi"
 )
 
 // Making an export policy change take effect at once.
@@ -37,21 +39,46 @@ const maxMarkerWithdrawals = 5000
 
 var errCannotMark = errors.New("cannot withdraw with transient paths")
 
-// withPolicyEffect runs change (a policy change) and makes it take effect
-// at once for the established peers among peers.
-func (sp *Speaker) withPolicyEffect(peers []string, change func() error) error {
+// withPolicyEffect runs change (a policy change that puts peers on
+// target) and makes it take effect at once for the established peers
+// among peers.
+func (sp *Speaker) withPolicyEffect(peers []string, target string, change func() error) error {
 	sp.policyOp.Lock()
 	defer sp.policyOp.Unlock()
 	before := make(map[string]map[string]bool)
+	var reset []string
 	for _, p := range peers {
+		// A peer put on default-only or none loses all it has but the
+		// default routes. Past maxMarkerWithdrawals that ends in a reset
+		// anyway: skip listing a full table twice (a minute at 1M).
+		if target == luaapi.PolicyDefaultOnly || target == luaapi.PolicyNone {
+			if st, err := sp.Peer(p); err == nil && st.State == "established" && st.Advertised > maxMarkerWithdrawals+2 {
+				reset = append(reset, p)
+				continue
+			}
+		}
 		if adv, up := sp.advertised(p); up {
 			before[p] = adv
 		}
 	}
+	changed := false
+	defer func() {
+		if !changed {
+			return // the policy did not change: nobody loses anything
+		}
+		for _, p := range reset {
+			sp.log.Warn("export policy change takes routes away; resetting the session so the peer drops them",
+				"peer", p, "policy", target, "why", "more than 5000 prefixes to withdraw")
+			if err := sp.srv.ResetPeer(context.Background(), &api.ResetPeerRequest{Address: p, Communication: "export policy changed by edbgpd"}); err != nil {
+				sp.log.Error("policy change: reset failed", "peer", p, "err", err)
+			}
+		}
+	}()
 	saved := sp.policy.save()
 	if err := change(); err != nil {
 		return err
 	}
+	changed = true
 	removed := make(map[string][]string) // peer -> prefixes it loses
 	for p, was := range before {
 		now, up := sp.advertised(p)

@@ -329,8 +329,13 @@ func (c *converter) nativeBestPath(p *gPath) *event.BestPath {
 		Peer:       c.peerOf(pathSource(p)),
 		Timestamp:  pathTimestamp(p),
 	}
-	return ev.DecodeWith(func(a *event.Attributes) { setAttributes(a, pathAttrs(p)) })
+	return ev.DecodeFrom((*pathDecoder)(p))
 }
+
+// pathDecoder reads a path's attributes when a script first asks for one.
+type pathDecoder gPath
+
+func (p *pathDecoder) Decode(a *event.Attributes) { setAttributes(a, pathAttrs((*gPath)(p))) }
 
 // peerOf is the event's peer for a path's source, remembered for the
 // last source seen: paths come in runs from one peer, and the address

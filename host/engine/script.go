@@ -124,6 +124,9 @@ type Script struct {
 	// out of rescans until a save.
 	quarantined string
 
+	// inBatch is what is left of the batch being handled: taken from the
+	// queue, not handled yet.
+	inBatch atomic.Int64
 	// listing counts bgp.walk prefix lists being fetched in the background.
 	listing atomic.Int32
 	// sub is the running version's subscription, read by Dispatch.
@@ -185,7 +188,7 @@ func newScript(path, name string, actions luaapi.Actions, limits Limits, clock C
 func (s *Script) Version() string { return s.version.Load().(string) }
 
 // Queued is the number of events waiting for the script.
-func (s *Script) Queued() int { return s.queue.depth() }
+func (s *Script) Queued() int { return s.queue.depth() + int(s.inBatch.Load()) }
 
 // QueueAge is how long the oldest waiting event has waited.
 func (s *Script) QueueAge() time.Duration { return s.queue.age() }
@@ -290,8 +293,10 @@ func (s *Script) run() {
 			}
 		case <-s.queue.ready:
 			batch := s.queue.take()
+			s.inBatch.Store(int64(len(batch)))
 			for i, ev := range batch {
 				s.deliver(ev)
+				s.inBatch.Add(-1)
 				// A reload or stop does not wait for the backlog.
 				select {
 				case c := <-s.ctl:

@@ -99,7 +99,7 @@ func (s *Script) Status() ScriptStatus {
 		Name:          s.Name,
 		File:          s.Path,
 		Version:       s.Version(),
-		Queued:        s.queue.depth(),
+		Queued:        s.Queued(),
 		OldestQueued:  s.queue.age().Seconds(),
 		Delivered:     s.Stats.Delivered.Load(),
 		Errors:        s.Stats.Errors.Load(),

@@ -350,6 +350,9 @@ func checkPolicy(srv *server.BgpServer, policy string) error {
 	if isBuiltin(policy) {
 		return nil
 	}
+	if policy == "" {
+		return fmt.Errorf("empty policy name")
+	}
 	_, err := namedPolicy(context.Background(), srv, policy)
 	return err
 }

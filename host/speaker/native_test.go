@@ -52,6 +52,17 @@ func quiet() *slog.Logger { return slog.New(slog.NewTextHandler(io.Discard, nil)
 // router at 127.0.0.2 (AS 65002) as its passive neighbour.
 func startSpeaker(t *testing.T, port int, o Options) *Speaker {
 	t.Helper()
+	sp, cfg := startBare(t, port, o)
+	if err := sp.Apply(cfg); err != nil {
+		t.Fatal(err)
+	}
+	return sp
+}
+
+// startBare is startSpeaker before the neighbour is added: apply cfg to
+// add it.
+func startBare(t *testing.T, port int, o Options) (*Speaker, *Config) {
+	t.Helper()
 	text := fmt.Sprintf(`[global.config]
   as = 65001
   router-id = "127.0.0.1"
@@ -85,10 +96,7 @@ func startSpeaker(t *testing.T, port int, o Options) *Speaker {
 	if err := sp.Start(cfg, false); err != nil {
 		t.Fatal(err)
 	}
-	if err := sp.Apply(cfg); err != nil {
-		t.Fatal(err)
-	}
-	return sp
+	return sp, cfg
 }
 
 // replayMRT sends every UPDATE of an MRT file of RIPE RIS through the
@@ -188,7 +196,7 @@ func TestSourcesAgreeOnRIS(t *testing.T) {
 	port := bgptest.FreePort(t)
 	r := bgptest.NewRouter(t, 65002, "127.0.0.2", bgptest.Quiet{})
 	r.IPv6 = true
-	sp := startSpeaker(t, port, Options{})
+	sp, cfg := startBare(t, port, Options{})
 	if sp.native == nil {
 		t.Fatal("the native source did not pass its checks")
 	}
@@ -197,6 +205,10 @@ func TestSourcesAgreeOnRIS(t *testing.T) {
 	defer cancel()
 	sp.watchNative(ctx, newConverter(quiet(), sp.glog), *sp.native, native, nil)
 	if err := sp.watchPublic(ctx, newConverter(quiet(), sp.glog), public, nil); err != nil {
+		t.Fatal(err)
+	}
+	// The neighbour comes after both watchers: both see all its states.
+	if err := sp.Apply(cfg); err != nil {
 		t.Fatal(err)
 	}
 	r.Connect(port)
@@ -211,11 +223,30 @@ func TestSourcesAgreeOnRIS(t *testing.T) {
 	// Compare up to the session's end: what GoBGP does after it (trying
 	// the peer again) may reach one source before the other.
 	var span int
-	bgptest.WaitFor(t, 10*time.Second, func() bool {
+	deadline := time.Now().Add(30 * time.Second)
+	for {
 		n, p := native.downAfter("198.18.255.255/32"), public.downAfter("198.18.255.255/32")
-		span = n
-		return n > 0 && n == p
-	}, "the session's end at both sources, at the same place")
+		if n > 0 && n == p {
+			span = n
+			break
+		}
+		if time.Now().After(deadline) {
+			native.mu.Lock()
+			public.mu.Lock()
+			first := -1
+			for i := range min(len(native.events), len(public.events)) {
+				nj, _ := event.Marshal(native.events[i])
+				pj, _ := event.Marshal(public.events[i])
+				if native.events[i].PeerState == nil && string(nj) != string(pj) {
+					first = i
+					break
+				}
+			}
+			t.Fatalf("the session's end not at the same place: native %d of %d events, public %d of %d; first difference at %d:\nnative %s\npublic %s",
+				n, len(native.events), p, len(public.events), first, around(native.events, first), around(public.events, first))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 
 	native.mu.Lock()
 	public.mu.Lock()
@@ -255,6 +286,16 @@ func TestSourcesAgreeOnRIS(t *testing.T) {
 			t.Errorf("the replay had no event with %s: it proves less than it should", kind)
 		}
 	}
+}
+
+// around renders the events around i, for a failure.
+func around(evs []event.Event, i int) string {
+	var b strings.Builder
+	for _, ev := range evs[max(0, i-2):min(len(evs), i+3)] {
+		j, _ := event.Marshal(ev)
+		b.WriteString("\n  " + string(j))
+	}
+	return b.String()
 }
 
 // downAfter is the number of events up to and including the first

@@ -365,9 +365,9 @@ var fsmStates = map[bgp.FSMState]string{
 }
 
 // nativePeerEvent turns GoBGP's peer event into an event, nil for the
-// initial list of peers (remembered). The old state is the one edbgpd
-// saw last ("" for a peer it has not seen, as with the public source);
-// the down reason is GoBGP's own, from the event.
+// initial list of peers (remembered). The old state and the down reason
+// are GoBGP's own, from the event ("" for a peer edbgpd has not seen, as
+// with the public source).
 func (c *converter) nativePeerEvent(e *nativePeer) *event.PeerState {
 	addr := e.PeerAddress.String()
 	state, ok := fsmStates[e.State]
@@ -382,7 +382,14 @@ func (c *converter) nativePeerEvent(e *nativePeer) *event.PeerState {
 	default:
 		return nil
 	}
-	old := c.states[addr]
+	// GoBGP's old state, for a peer edbgpd has seen; "" for one it has
+	// not, as the public source says (and the event's contract).
+	old := ""
+	if _, known := c.states[addr]; known {
+		if old = fsmStates[e.OldState]; old == "" {
+			old = "unknown"
+		}
+	}
 	c.states[addr] = state
 	ev := &event.PeerState{
 		Peer:      event.Peer{Address: addr, ASN: e.PeerAS, RouterID: cleanAddr(e.PeerID.String())},

@@ -9,7 +9,7 @@ import (
 // goroutine with {ok, status, output, error}.
 func (m *Module) httpPost(L *lua.LState) int {
 	url := L.CheckString(1)
-	body, err := EncodeJSON(L.CheckAny(2))
+	body, err := encodeJSONIn(L, L.CheckAny(2))
 	if err != nil {
 		L.ArgError(2, "bgp.http_post: "+err.Error())
 	}

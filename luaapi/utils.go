@@ -11,7 +11,7 @@ import (
 
 // bgp.json_encode(value) -> string | nil, reason
 func jsonEncode(L *lua.LState) int {
-	b, err := EncodeJSON(L.CheckAny(1))
+	b, err := encodeJSONIn(L, L.CheckAny(1))
 	if err != nil {
 		return fail(L, fmt.Errorf("json_encode: %w", err))
 	}

@@ -34,7 +34,22 @@ const maxBytes = 128 << 20
 // contains itself and more than maxValues values. A table that appears
 // more than once gives the same Go value each time: read, do not modify.
 func ToGo(v lua.LValue) (any, error) {
-	c := toGoConv{memo: make(map[*lua.LTable]converted), open: make(map[*lua.LTable]bool)}
+	c := toGoConv{memo: make(map[*lua.LTable]converted), open: make(map[*lua.LTable]bool), maxValues: maxValues}
+	return c.toGo(v, 0)
+}
+
+// scriptValues bounds a conversion made in a script's call (json_encode,
+// http_post bodies): with the deadline looked at as it goes, the call
+// ends in time, JSON encoding included.
+const scriptValues = 1_000_000
+
+// toGoIn is ToGo in a script's call: bounded to scriptValues and stopped
+// at the call's deadline.
+func toGoIn(L *lua.LState, v lua.LValue) (any, error) {
+	c := toGoConv{memo: make(map[*lua.LTable]converted), open: make(map[*lua.LTable]bool), maxValues: scriptValues}
+	if ctx := L.Context(); ctx != nil {
+		c.done = ctx.Done()
+	}
 	return c.toGo(v, 0)
 }
 
@@ -47,13 +62,22 @@ type toGoConv struct {
 	memo          map[*lua.LTable]converted
 	open          map[*lua.LTable]bool // tables being converted: seeing one again is a cycle
 	values, bytes int
+	maxValues     int
+	done          <-chan struct{} // the call's deadline; nil: none
 }
 
 func (c *toGoConv) count(values, bytes int) error {
 	c.values += values
 	c.bytes += bytes
-	if c.values > maxValues {
-		return fmt.Errorf("more than %d values (a table shared in many places counts each time)", maxValues)
+	if c.values > c.maxValues {
+		return fmt.Errorf("more than %d values (a table shared in many places counts each time)", c.maxValues)
+	}
+	if c.done != nil && c.values&4095 == 0 {
+		select {
+		case <-c.done:
+			return errors.New("cut off (call deadline)")
+		default:
+		}
 	}
 	if c.bytes > maxBytes {
 		return fmt.Errorf("more than %d MiB of strings (a string or table shared in many places counts each time)", maxBytes>>20)
@@ -225,6 +249,19 @@ func EncodeJSON(v lua.LValue) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	return marshalFinite(g)
+}
+
+// encodeJSONIn is EncodeJSON in a script's call (see toGoIn).
+func encodeJSONIn(L *lua.LState, v lua.LValue) ([]byte, error) {
+	g, err := toGoIn(L, v)
+	if err != nil {
+		return nil, err
+	}
+	return marshalFinite(g)
+}
+
+func marshalFinite(g any) ([]byte, error) {
 	if err := finite(g); err != nil {
 		return nil, err
 	}

@@ -1,8 +1,12 @@
 package luaapi_test
 
 import (
+	"context"
+	"io"
+	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	lua "github.com/yuin/gopher-lua"
 
@@ -63,5 +67,30 @@ assert(k.prefix == "10.0.0.0/8" and k.peer.address == "192.0.2.2" and k.communit
 	b, err := luaapi.EncodeJSON(state)
 	if err != nil || !strings.Contains(string(b), `"prefix":"10.0.0.0/8"`) || !strings.Contains(string(b), `"note":"seen"`) {
 		t.Errorf("JSON %s, %v", b, err)
+	}
+}
+
+// TestJSONEncodeStopsAtDeadline: bgp.json_encode of a big table ends at
+// the call's deadline, not after the whole table.
+func TestJSONEncodeStopsAtDeadline(t *testing.T) {
+	L := lua.NewState()
+	defer L.Close()
+	luaapi.NewModule(luaapi.Options{Script: "t.lua", Actions: &luaapi.Recorder{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}).Preload(L)
+	if err := L.DoString(`T = {} for i = 1, 900000 do T[i] = {i} end`); err != nil {
+		t.Fatal(err)
+	}
+	if err := L.DoString(`encode = require("bgp").json_encode`); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
+	defer cancel()
+	L.SetContext(ctx)
+	// The Go function called straight: no Lua instruction runs after it
+	// that the deadline could stop instead.
+	if err := L.CallByParam(lua.P{Fn: L.GetGlobal("encode"), NRet: 2, Protect: true}, L.GetGlobal("T")); err != nil {
+		t.Fatal(err)
+	}
+	if ok, why := L.Get(-2), L.Get(-1).String(); ok != lua.LNil || !strings.Contains(why, "cut off") {
+		t.Errorf("json_encode of 900,000 tables with a 20 ms deadline: %v, %q", ok, why)
 	}
 }

@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"fmt"
+	"sort"
 	"strings"
 
 	lua "github.com/yuin/gopher-lua"
@@ -31,6 +32,77 @@ func boundStrings(L *lua.LState) {
 	str.RawSetString("gfind", str.RawGetString("gmatch"))
 	tab := L.GetGlobal("table").(*lua.LTable)
 	tab.RawSetString("concat", L.NewFunction(tabConcat))
+	tab.RawSetString("sort", L.NewFunction(tabSort))
+}
+
+// sortCut is raised inside a sort when the call's deadline passed.
+type sortCut struct{}
+
+// luaSorter sorts a copy of a table's list, looking at the deadline every
+// stepsPerCheck comparisons: gopher-lua's own table.sort of a million
+// numbers is one Go call of about a second, which no deadline reaches.
+type luaSorter struct {
+	L     *lua.LState
+	fn    *lua.LFunction // nil: Lua's <
+	v     []lua.LValue
+	done  <-chan struct{}
+	steps int
+}
+
+func (s *luaSorter) Len() int      { return len(s.v) }
+func (s *luaSorter) Swap(i, j int) { s.v[i], s.v[j] = s.v[j], s.v[i] }
+func (s *luaSorter) Less(i, j int) bool {
+	if s.steps++; s.steps&(stepsPerCheck-1) == 0 && s.done != nil {
+		select {
+		case <-s.done:
+			panic(sortCut{})
+		default:
+		}
+	}
+	if s.fn == nil {
+		return s.L.LessThan(s.v[i], s.v[j])
+	}
+	s.L.Push(s.fn)
+	s.L.Push(s.v[i])
+	s.L.Push(s.v[j])
+	s.L.Call(2, 1)
+	r := lua.LVAsBool(s.L.Get(-1))
+	s.L.Pop(1)
+	return r
+}
+
+// tabSort is table.sort, stopped at the call's deadline; the table is
+// changed only when the sort finished.
+func tabSort(L *lua.LState) int {
+	t := L.CheckTable(1)
+	s := &luaSorter{L: L, done: done(L)}
+	if L.GetTop() > 1 {
+		s.fn = L.CheckFunction(2)
+	}
+	n := t.Len()
+	s.v = make([]lua.LValue, n)
+	for i := range n {
+		s.v[i] = t.RawGetInt(i + 1)
+	}
+	cut := false
+	func() {
+		defer func() {
+			if r := recover(); r != nil {
+				if _, ok := r.(sortCut); !ok {
+					panic(r)
+				}
+				cut = true
+			}
+		}()
+		sort.Sort(s)
+	}()
+	if cut {
+		L.RaiseError("table.sort: cut off (call deadline)")
+	}
+	for i, v := range s.v {
+		t.RawSetInt(i+1, v)
+	}
+	return 0
 }
 
 // tooLong raises the error of a string over MaxString.

@@ -231,3 +231,37 @@ func TestPatternCutOff(t *testing.T) {
 		})
 	}
 }
+
+// TestSortBounded: table.sort sorts as Lua's, and a sort of a big table
+// stops at the call's deadline, leaving the table as it was.
+func TestSortBounded(t *testing.T) {
+	L := newTestState(t)
+	for _, tc := range []struct{ code, want string }{
+		{`(function() local t = {5, 3, 9, 1} table.sort(t) return table.concat(t, ",") end)()`, "1,3,5,9"},
+		{`(function() local t = {"b", "c", "a"} table.sort(t, function(x, y) return x > y end) return table.concat(t, ",") end)()`, "c,b,a"},
+		{`(function() local t = {} table.sort(t) return #t end)()`, "0"},
+	} {
+		got, err := results(L, tc.code)
+		if err != nil || got != tc.want {
+			t.Errorf("%s = %q, %v; want %q", tc.code, got, err, tc.want)
+		}
+	}
+	if _, err := results(L, `table.sort({1, "x"})`); err == nil {
+		t.Error("sorting a number and a string: no error")
+	}
+	L2 := newTestState(t)
+	if err := L2.DoString(`T = {} for i = 1, 2e6 do T[i] = (i * 7919) % 1000003 end`); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	L2.SetContext(ctx)
+	err := L2.DoString(`table.sort(T)`)
+	if err == nil || !strings.Contains(err.Error(), "cut off") {
+		t.Fatalf("error %v, want a cut-off", err)
+	}
+	L2.RemoveContext()
+	if got, _ := results(L2, `T[1], T[2]`); got != "7919 15838" {
+		t.Errorf("a cut-off sort changed the table: %s", got)
+	}
+}

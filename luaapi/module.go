@@ -128,8 +128,9 @@ type Route struct {
 // timers that call back on the script's own goroutine, and persistence of
 // the script's state table.
 type Runtime interface {
-	// StartTimer calls fn after delay, then every period if period > 0.
-	StartTimer(delay, period time.Duration, fn *lua.LFunction) int
+	// StartTimer calls fn after delay, then every period if period > 0;
+	// an error when the script has too many timers.
+	StartTimer(delay, period time.Duration, fn *lua.LFunction) (int, error)
 	// CancelTimer stops a timer; false if there was none with that id.
 	CancelTimer(id int) bool
 	// PersistState asks for the state table to be kept across restarts.

@@ -37,9 +37,9 @@ func (f *fake) Peers() ([]luaapi.PeerStatus, error) {
 // fakeRuntime records timers instead of running them.
 type fakeRuntime struct{ timers []string }
 
-func (r *fakeRuntime) StartTimer(delay, period time.Duration, fn *lua.LFunction) int {
+func (r *fakeRuntime) StartTimer(delay, period time.Duration, fn *lua.LFunction) (int, error) {
 	r.timers = append(r.timers, fmt.Sprintf("%v/%v", delay, period))
-	return len(r.timers)
+	return len(r.timers), nil
 }
 func (r *fakeRuntime) CancelTimer(id int) bool { return id >= 1 && id <= len(r.timers) }
 func (r *fakeRuntime) PersistState(on bool) error {

@@ -6,6 +6,10 @@ import (
 	lua "github.com/yuin/gopher-lua"
 )
 
+// MinPeriod is the shortest period of bgp.every: a timer faster than that
+// would keep its script busy with little else, and is run at this pace.
+const MinPeriod = 10 * time.Millisecond
+
 // seconds reads a positive duration in seconds (fractions allowed).
 func seconds(L *lua.LState, n int, fn string) time.Duration {
 	s := float64(L.CheckNumber(n))
@@ -15,19 +19,29 @@ func seconds(L *lua.LState, n int, fn string) time.Duration {
 	return time.Duration(s * float64(time.Second))
 }
 
-// bgp.after(seconds, fn) -> id: call fn once, on the script's goroutine.
+// bgp.after(seconds, fn) -> id | nil, reason: call fn once, on the
+// script's goroutine.
 func (m *Module) after(L *lua.LState) int {
 	d := seconds(L, 1, "bgp.after")
 	fn := L.CheckFunction(2)
-	L.Push(lua.LNumber(m.Runtime.StartTimer(d, 0, fn)))
+	id, err := m.Runtime.StartTimer(d, 0, fn)
+	if err != nil {
+		return fail(L, err)
+	}
+	L.Push(lua.LNumber(id))
 	return 1
 }
 
-// bgp.every(seconds, fn) -> id: call fn every seconds until cancelled.
+// bgp.every(seconds, fn) -> id | nil, reason: call fn every seconds (at
+// least MinPeriod) until cancelled.
 func (m *Module) every(L *lua.LState) int {
-	d := seconds(L, 1, "bgp.every")
+	d := max(seconds(L, 1, "bgp.every"), MinPeriod)
 	fn := L.CheckFunction(2)
-	L.Push(lua.LNumber(m.Runtime.StartTimer(d, d, fn)))
+	id, err := m.Runtime.StartTimer(d, d, fn)
+	if err != nil {
+		return fail(L, err)
+	}
+	L.Push(lua.LNumber(id))
 	return 1
 }
 

@@ -157,15 +157,34 @@ func (h *hostile) status(name string) map[string]any {
 }
 
 // peakRSS is the daemon's peak resident memory (VmHWM), in bytes.
-func (h *hostile) peakRSS() int64 {
+func (h *hostile) peakRSS() int64 { return h.procStatus("VmHWM:") }
+
+// rss is the daemon's resident memory now (VmRSS), in bytes.
+func (h *hostile) rss() int64 { return h.procStatus("VmRSS:") }
+
+func (h *hostile) procStatus(key string) int64 {
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", h.cmd.Process.Pid))
 	for _, l := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(l); len(f) == 3 && f[0] == "VmHWM:" {
+		if f := strings.Fields(l); len(f) == 3 && f[0] == key {
 			kb, _ := strconv.ParseInt(f[1], 10, 64)
 			return kb << 10
 		}
 	}
 	return 0
+}
+
+// memoryBound checks what a memory case must leave: the peak under the
+// 256 MiB bound plus margin over the daemon's baseline, and the resident
+// memory back near that baseline once the script is gone.
+func (h *hostile) memoryBound(base int64) {
+	h.t.Helper()
+	const bound, margin = 256 << 20, 1 << 30
+	peak := h.peakRSS()
+	h.t.Logf("RSS: baseline %d MiB, peak %d MiB", base>>20, peak>>20)
+	if peak > base+bound+margin {
+		h.t.Errorf("peak RSS %d MiB: past the baseline %d MiB + the 256 MiB bound + %d MiB", peak>>20, base>>20, margin>>20)
+	}
+	bgptest.WaitFor(h.t, 30*time.Second, func() bool { return h.rss() < base+128<<20 }, fmt.Sprintf("RSS back near its baseline of %d MiB", base>>20))
 }
 
 // TestHostileScripts: what a hostile script author tried against the
@@ -286,6 +305,97 @@ function on_best_path(ev) end
 			src, _ := os.ReadFile(filepath.Join(h.scripts, "hostile.lua"))
 			h.save("hostile.lua", string(src)+"-- saved again\n")
 			h.waitLog(10*time.Second, "script loaded", "hostile.lua", "replaced=true")
+		},
+	}, {
+		// Issue 13: a `..` chain doubles a string inside one call; no
+		// builder sees it, the heap's growth during the call does.
+		name:    "a concat chain in one call",
+		options: "  max-memory = \"256MiB\"\n  call-timeout = \"5s\"\n",
+		files: map[string]string{"hostile.lua": `function on_best_path(ev)
+  local s = ("x"):rep(2^20)
+  for i = 1, 14 do s = s .. s end
+end
+`},
+		run: func(h *hostile) {
+			base := h.rss()
+			h.announce()
+			h.waitLog(30*time.Second, "SCRIPT QUARANTINED", "allocated in large objects", "max-memory (256 MiB)", "hostile.lua:3")
+			h.memoryBound(base)
+		},
+	}, {
+		// Issue 13: a table filled in one long call.
+		name:    "a table filled in one call",
+		options: "  max-memory = \"256MiB\"\n  call-timeout = \"10s\"\n",
+		files: map[string]string{"hostile.lua": `function on_best_path(ev)
+  local t = {}
+  for i = 1, 1e9 do t[i] = {i} end
+end
+`},
+		run: func(h *hostile) {
+			base := h.rss()
+			h.announce()
+			h.waitLog(30*time.Second, "SCRIPT QUARANTINED", "max-memory", "hostile.lua:3")
+			h.memoryBound(base)
+		},
+	}, {
+		// Issue 13: string builders keep big strings across calls; each
+		// is refused the moment it would pass the bound.
+		name:    "string builders past the bound",
+		options: "  max-memory = \"256MiB\"\n",
+		files: map[string]string{"hostile.lua": `local bgp = require("bgp")
+local keep = {}
+bgp.every(0.05, function()
+  keep[#keep + 1] = ("y"):rep(2^25)
+end)
+`},
+		run: func(h *hostile) {
+			base := h.rss()
+			h.waitLog(30*time.Second, "SCRIPT QUARANTINED", "string.rep", "would pass max-memory (256 MiB", "hostile.lua:4")
+			h.memoryBound(base)
+		},
+	}, {
+		// Issue 13: recursion without end.
+		name: "endless recursion",
+		files: map[string]string{"hostile.lua": `local function f(n) return f(n + 1) + 1 end
+function on_best_path(ev) f(1) end
+`},
+		run: func(h *hostile) {
+			h.announce()
+			h.waitLog(10*time.Second, "handler failed", "hostile.lua:1", "stack overflow")
+		},
+	}, {
+		// Issue 13: a timer at 1 ms runs at the 10 ms floor, and the
+		// script spends its time alone.
+		name: "a 1 ms timer",
+		files: map[string]string{"hostile.lua": `local bgp = require("bgp")
+local fires = 0
+bgp.every(0.001, function()
+  fires = fires + 1
+  local x = 0
+  for i = 1, 2e5 do x = x + i end
+  if fires == 200 then bgp.log("info", "FIRED 200") end
+end)
+`},
+		run: func(h *hostile) {
+			h.waitLog(30*time.Second, "FIRED 200")
+		},
+	}, {
+		// Issue 13: a loop of 100,000 announcements stops at the most a
+		// script may have; peers never get the flood.
+		name: "100,000 announcements",
+		files: map[string]string{"hostile.lua": `local bgp = require("bgp")
+function on_load()
+  local refused
+  for i = 0, 99999 do
+    local ok, why = bgp.announce{prefix = string.format("100.%d.%d.0/24", 64 + math.floor(i / 256), i % 256)}
+    if not ok then refused = why break end
+  end
+  bgp.log("info", "REFUSED", refused)
+end
+`},
+		run: func(h *hostile) {
+			h.waitLog(60*time.Second, "REFUSED", "10000 routes announced, the most a script may have")
+			bgptest.WaitFor(h.t, 30*time.Second, func() bool { return len(h.router.Received()) == 10001 }, "the 10,000 routes and the default at the router")
 		},
 	}, {
 		// A backtracking string.find ran for minutes inside Go: never cut

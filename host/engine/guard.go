@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime/metrics"
 	"sync"
 	"time"
 
@@ -22,6 +23,26 @@ type callGuard struct {
 	cancel   context.CancelFunc
 	busy     bool
 	deadline time.Time
+	// calls numbers the calls, so the watchdog knows a new one; maxGrowth
+	// (0: none) is how much the live heap may grow during one call, and
+	// grew what it grew when the watchdog cut the call for it.
+	calls     uint64
+	maxGrowth int64
+	grew      int64
+}
+
+// memoryError reports a call stopped because the process allocated more
+// than max-memory in large objects while it ran: what one call allocates
+// in Go (a `..` chain, a table filled in a loop) is seen nowhere else in
+// time.
+type memoryError struct {
+	grew, limit int64
+	where       string
+}
+
+func (e *memoryError) Error() string {
+	return fmt.Sprintf("%s: cut off: %d MiB allocated in large objects during the call, more than max-memory (%d MiB)",
+		e.where, e.grew>>20, e.limit>>20)
 }
 
 // cutOffError reports a call stopped by its deadline.
@@ -65,6 +86,7 @@ func (g *callGuard) call(v *version, limit time.Duration, fn *lua.LFunction, arg
 func (g *callGuard) callFrom(now time.Time, v *version, limit time.Duration, fn *lua.LFunction, args ...lua.LValue) error {
 	g.mu.Lock()
 	g.busy = true
+	g.calls++
 	g.deadline = now.Add(limit)
 	g.mu.Unlock()
 
@@ -76,8 +98,13 @@ func (g *callGuard) callFrom(now time.Time, v *version, limit time.Duration, fn 
 	if cut {
 		g.renew()
 	}
+	grew := g.grew
+	g.grew = 0
 	g.mu.Unlock()
 	if cut && v.ctx.Err() == nil {
+		if grew > 0 {
+			return &memoryError{grew: grew, limit: g.maxGrowth, where: errWhere(err)}
+		}
 		return &cutOffError{limit: limit, where: errWhere(err)}
 	}
 	return luaError(err)
@@ -100,18 +127,34 @@ func (g *callGuard) outside(fn func()) {
 	fn()
 }
 
-// watch cancels calls that overrun their deadline until done is closed.
+// watch cancels calls that overrun their deadline, or during which the
+// process allocates more than maxGrowth, until done is closed. The count
+// is read (about 0.2 µs) only while a call runs.
 func (g *callGuard) watch(done <-chan struct{}) {
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
+	var big largeAllocs
+	var call uint64
+	var start int64
 	for {
 		select {
 		case <-done:
 			return
 		case now := <-t.C:
 			g.mu.Lock()
-			if g.busy && now.After(g.deadline) && g.cancel != nil {
-				g.cancel()
+			if g.busy && g.cancel != nil {
+				if now.After(g.deadline) {
+					g.cancel()
+				} else if g.maxGrowth > 0 {
+					n := big.read()
+					switch {
+					case g.calls != call:
+						call, start = g.calls, n
+					case n-start > g.maxGrowth:
+						g.grew = n - start
+						g.cancel()
+					}
+				}
 			}
 			g.mu.Unlock()
 		}
@@ -165,4 +208,29 @@ func lastColonDigits(s string) int {
 		return i
 	}
 	return 0
+}
+
+// largeAllocs counts the bytes the process allocated in objects over 32
+// KiB (Go's large objects), live or not. The live heap is known only when
+// a collection ends, too late for a `..` chain that doubles a string per
+// instruction (each such allocation stalls the whole process while it is
+// made); and GoBGP allocates small objects by the gigabyte while it loads
+// a table, so all allocations together would blame a script for them. A
+// script that grows fast grows by large objects: strings, table arrays.
+type largeAllocs struct{ s []metrics.Sample }
+
+func (l *largeAllocs) read() int64 {
+	if l.s == nil {
+		l.s = []metrics.Sample{{Name: "/gc/heap/allocs:bytes"}, {Name: "/gc/heap/allocs-by-size:bytes"}}
+	}
+	metrics.Read(l.s)
+	total := int64(l.s[0].Value.Uint64())
+	h := l.s[1].Value.Float64Histogram()
+	var small int64
+	for i, c := range h.Counts {
+		if up := h.Buckets[i+1]; up <= 32<<10 {
+			small += int64(c) * int64(up) // an upper bound: the large part is not overstated
+		}
+	}
+	return max(total-small, 0)
 }

@@ -80,12 +80,13 @@ func (e *callbackFire) run(s *Script) {
 		return
 	}
 	v.module.SetCause(0)
-	if err := s.guard.call(v, s.limits.CallTimeout, e.fn, luaapi.FromGo(v.L, e.result)); err != nil {
+	err := s.guard.call(v, s.limits.CallTimeout, e.fn, luaapi.FromGo(v.L, e.result))
+	if err != nil {
 		s.Stats.Errors.Add(1)
 		s.health.noteError(err)
 		s.log.Error("notification callback failed", "version", v.hash, "err", err)
 	}
-	s.checkMemory(v, e.fn, time.Now())
+	s.checkMemory(v, e.fn, time.Now(), err)
 }
 
 // walkChunk is queued for each chunk of a bgp.walk, so that events are
@@ -177,15 +178,22 @@ func (r *runtime) Callback(fn *lua.LFunction, result map[string]any) {
 	}
 }
 
-func (r *runtime) StartTimer(delay, period time.Duration, fn *lua.LFunction) int {
+// maxTimers bounds the timers one script version may have running: each
+// is a Go timer and a function kept alive outside the script's state.
+const maxTimers = 10_000
+
+func (r *runtime) StartTimer(delay, period time.Duration, fn *lua.LFunction) (int, error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if len(r.timers) >= maxTimers {
+		return 0, fmt.Errorf("%d timers already running (the most a script may have)", maxTimers)
+	}
 	r.nextID++
 	id := r.nextID
 	t := &timer{fn: fn, period: period}
 	r.timers[id] = t
 	r.arm(id, t, delay)
-	return id
+	return id, nil
 }
 
 // arm schedules the next firing of t. Caller holds mu.
@@ -224,13 +232,14 @@ func (r *runtime) fire(id int) {
 	if !ok {
 		return // cancelled after it was queued
 	}
-	if err := r.s.guard.call(r.v, r.s.limits.CallTimeout, t.fn); err != nil {
+	err := r.s.guard.call(r.v, r.s.limits.CallTimeout, t.fn)
+	if err != nil {
 		r.s.Stats.Errors.Add(1)
 		r.s.health.noteError(err)
 		r.s.log.Error("timer callback failed", "version", r.v.hash, "err", err)
 	}
 	// A script may grow on timers alone.
-	r.s.checkMemory(r.v, t.fn, time.Now())
+	r.s.checkMemory(r.v, t.fn, time.Now(), err)
 }
 
 // roots are the Lua values the runtime holds for the script outside its

@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"sync/atomic"
@@ -157,6 +158,7 @@ type version struct {
 	module   *luaapi.Module
 	rt       *runtime
 	sub      *luaapi.Subscription // nil: everything
+	budget   *sandbox.Budget      // what its string builders may allocate
 }
 
 // ErrUnchanged is returned by Reload when the file's content is the version
@@ -179,6 +181,7 @@ func newScript(path, name string, actions luaapi.Actions, limits Limits, clock C
 	s.queue = newEventQueue(s.log, limits.QueueLimit, room)
 	s.health = newScriptHealth()
 	s.version.Store("")
+	s.guard.maxGrowth = limits.MaxMemory
 	go s.run()
 	go s.guard.watch(s.done)
 	return s
@@ -354,7 +357,8 @@ func (s *Script) load(rescan bool) error {
 	}
 	log := s.log.With("version", hash)
 	libDirs := append([]string{filepath.Join(filepath.Dir(s.Path), "lib")}, grant.RequirePaths...)
-	v := &version{hash: hash, sandbox: box, L: sandbox.New(log, libDirs, grant.Allow)}
+	v := &version{hash: hash, sandbox: box, budget: &sandbox.Budget{Max: s.limits.MaxMemory}}
+	v.L = sandbox.New(log, libDirs, grant.Allow, v.budget)
 	v.tables = luaapi.NewEventTables(v.L)
 	v.ctx, v.cancel = context.WithCancel(context.Background())
 	v.rt = &runtime{s: s, v: v, timers: make(map[int]*timer)}
@@ -539,7 +543,7 @@ func (s *Script) call(v *version, name string, fn *lua.LFunction, arg lua.LValue
 	err := s.guard.callFrom(start, v, s.limits.CallTimeout, fn, arg)
 	end := time.Now()
 	s.health.handler.Observe(end.Sub(start).Seconds())
-	if s.checkMemory(v, fn, end) {
+	if s.checkMemory(v, fn, end, err) {
 		return
 	}
 	if err == nil {
@@ -570,8 +574,22 @@ func (s *Script) call(v *version, name string, fn *lua.LFunction, arg lua.LValue
 // memoryCheckEvery), and quarantines the script if that is over its
 // limits; fn is the function that ran last, named in the log. It reports
 // whether the script was quarantined. Script goroutine only, between calls.
-func (s *Script) checkMemory(v *version, fn *lua.LFunction, now time.Time) bool {
-	if err := s.overMemory(v, now, false); err != nil && s.cur == v {
+//
+// A call that err says was cut for the heap's growth, or whose string
+// builders were refused for max-memory, quarantines the script at once.
+func (s *Script) checkMemory(v *version, fn *lua.LFunction, now time.Time, callErr error) bool {
+	err := s.overMemory(v, now, false)
+	var grew *memoryError
+	switch {
+	case errors.As(callErr, &grew):
+		err = grew
+	case v.budget.Over:
+		err = callErr
+		if err == nil {
+			err = errors.New("its string builders were refused for max-memory")
+		}
+	}
+	if err != nil && s.cur == v {
 		s.Stats.Quarantines.Add(1)
 		s.health.noteQuarantined()
 		s.health.noteError(err)
@@ -579,6 +597,9 @@ func (s *Script) checkMemory(v *version, fn *lua.LFunction, now time.Time) bool 
 		s.quarantined = v.hash + "|" + v.sandbox
 		s.failures = 0
 		s.unload()
+		// What it held is garbage now: give it back to the system at
+		// once rather than at the scavenger's pace.
+		go debug.FreeOSMemory()
 		return true
 	}
 	return false
@@ -599,6 +620,7 @@ func (s *Script) overMemory(v *version, now time.Time, force bool) error {
 	s.lastCheck, s.heapSeen = now, grew
 	u := sandbox.Measure(v.L, l.MaxEntries, l.MaxMemory, v.rt.roots()...)
 	s.lastWalk = time.Since(now)
+	v.budget.Measured(u.Bytes())
 	s.Stats.HeldEntries.Store(int64(u.Entries))
 	s.Stats.HeldBytes.Store(u.Bytes())
 	switch {

@@ -47,7 +47,9 @@ var Grantable = []string{"io", "os", "debug", "dofile", "loadfile"}
 //
 // Whatever is left out is gone from every route a script has to it:
 // globals, package.loaded (require, module) and the libraries' tables.
-func New(log *slog.Logger, libDirs []string, allow []string) *lua.LState {
+//
+// budget (nil: none) bounds what its string builders may allocate.
+func New(log *slog.Logger, libDirs []string, allow []string, budget *Budget) *lua.LState {
 	L := lua.NewState(lua.Options{
 		SkipOpenLibs:        true,
 		RegistrySize:        luaRegistrySize,
@@ -105,7 +107,7 @@ func New(log *slog.Logger, libDirs []string, allow []string) *lua.LState {
 			L.SetGlobal(name, lua.LNil)
 		}
 	}
-	boundStrings(L)
+	boundStrings(L, budget)
 
 	// require: preloaded modules (bgp), then lib/ folders; never paths
 	// or C loaders.

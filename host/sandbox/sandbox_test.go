@@ -32,7 +32,7 @@ func TestSandboxRefuses(t *testing.T) {
 		`assert(string.format("%d", 1) == "1" and math.floor(1.5) == 1 and table.concat({"a"}) == "a")`,
 	} {
 		t.Run(code, func(t *testing.T) {
-			L := New(slog.New(slog.NewTextHandler(io.Discard, nil)), []string{lib}, nil)
+			L := New(slog.New(slog.NewTextHandler(io.Discard, nil)), []string{lib}, nil, nil)
 			defer L.Close()
 			if err := L.DoString(code); err != nil {
 				t.Fatal(err)
@@ -68,7 +68,7 @@ func TestSandboxGrants(t *testing.T) {
 		{[]string{"dofile", "loadfile"}, nil, `assert(type(dofile) == "function" and type(loadfile) == "function" and collectgarbage == nil)`},
 	} {
 		t.Run(tc.code, func(t *testing.T) {
-			L := New(slog.New(slog.NewTextHandler(io.Discard, nil)), tc.dirs, tc.allow)
+			L := New(slog.New(slog.NewTextHandler(io.Discard, nil)), tc.dirs, tc.allow, nil)
 			defer L.Close()
 			if err := L.DoString(tc.code); err != nil {
 				t.Fatal(err)
@@ -121,7 +121,7 @@ return table.concat(found, " ")
 		{[]string{"os"}, "_G.os.execute"},
 	} {
 		t.Run(fmt.Sprint(tc.allow), func(t *testing.T) {
-			L := New(slog.New(slog.NewTextHandler(io.Discard, nil)), nil, tc.allow)
+			L := New(slog.New(slog.NewTextHandler(io.Discard, nil)), nil, tc.allow, nil)
 			defer L.Close()
 			if err := L.DoString(probe); err != nil {
 				t.Fatal(err)
@@ -148,7 +148,7 @@ func TestShellEscape(t *testing.T) {
 		`getmetatable("").__index.dump(print)`,
 	} {
 		t.Run(code, func(t *testing.T) {
-			L := New(slog.New(slog.NewTextHandler(io.Discard, nil)), nil, nil)
+			L := New(slog.New(slog.NewTextHandler(io.Discard, nil)), nil, nil, nil)
 			defer L.Close()
 			if err := L.DoString(code); err == nil {
 				t.Error("no error")

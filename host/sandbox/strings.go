@@ -14,24 +14,56 @@ import (
 // one call allocates in Go where no deadline can stop it.
 const MaxString = 64 << 20
 
+// Budget is what a script's string builders (string.rep, format, gsub,
+// table.concat) may still allocate: max-memory less what the script held
+// at its last measure and what builders made since. A builder checks it
+// before it builds, so a script that keeps big strings is stopped at the
+// moment it grows, not at its next measure. Owned by the script's
+// goroutine, like the state.
+type Budget struct {
+	Max   int64 // 0: no bound
+	Held  int64 // at the last measure (Usage.Bytes)
+	Spent int64 // by builders since
+	Over  bool  // a builder was refused for it: the script is over its bound
+}
+
+// Measured restarts the count from what a measure found.
+func (b *Budget) Measured(held int64) { b.Held, b.Spent = held, 0 }
+
+// take counts n bytes fn is about to build, or raises the error.
+func (b *Budget) take(L *lua.LState, fn string, n int) {
+	if b == nil || b.Max <= 0 {
+		return
+	}
+	if b.Held+b.Spent+int64(n) > b.Max {
+		b.Over = true
+		L.RaiseError("%s: %d MiB more would pass max-memory (%d MiB; the script holds about %d MiB)",
+			fn, int64(n)>>20, b.Max>>20, (b.Held+b.Spent)>>20)
+	}
+	b.Spent += int64(n)
+}
+
 // boundStrings replaces the string functions that can allocate without
 // bound or run long in one Go call.
-func boundStrings(L *lua.LState) {
+func boundStrings(L *lua.LState, b *Budget) {
 	str := L.GetGlobal("string").(*lua.LTable)
 	format := str.RawGetString("format").(*lua.LFunction)
+	with := func(fn func(*lua.LState, *Budget) int) lua.LGFunction {
+		return func(L *lua.LState) int { return fn(L, b) }
+	}
 	for name, fn := range map[string]lua.LGFunction{
 		"find":   strFind,
 		"match":  strMatch,
 		"gmatch": strGmatch,
-		"gsub":   strGsub,
-		"rep":    strRep,
-		"format": boundFormat(format.GFunction),
+		"gsub":   with(strGsub),
+		"rep":    with(strRep),
+		"format": boundFormat(format.GFunction, b),
 	} {
 		str.RawSetString(name, L.NewFunction(fn))
 	}
 	str.RawSetString("gfind", str.RawGetString("gmatch"))
 	tab := L.GetGlobal("table").(*lua.LTable)
-	tab.RawSetString("concat", L.NewFunction(tabConcat))
+	tab.RawSetString("concat", L.NewFunction(with(tabConcat)))
 	tab.RawSetString("sort", L.NewFunction(tabSort))
 }
 
@@ -240,7 +272,7 @@ func strGmatch(L *lua.LState) int {
 	return 1
 }
 
-func strGsub(L *lua.LState) int {
+func strGsub(L *lua.LState, budget *Budget) int {
 	src, pat := checkSubject(L, "gsub")
 	repl := L.Get(3)
 	switch repl.Type() {
@@ -286,6 +318,7 @@ func strGsub(L *lua.LState) int {
 		}
 	})
 	add(src[s:])
+	budget.take(L, "string.gsub", b.Len())
 	L.Push(lua.LString(b.String()))
 	L.Push(lua.LNumber(n))
 	return 2
@@ -363,7 +396,7 @@ func expand(m *matcher, s, e int, r string) string {
 	return b.String()
 }
 
-func strRep(L *lua.LState) int {
+func strRep(L *lua.LState, budget *Budget) int {
 	s := L.CheckString(1)
 	n := L.CheckInt(2)
 	if n <= 0 || s == "" {
@@ -373,6 +406,7 @@ func strRep(L *lua.LState) int {
 	if n > MaxString/len(s) {
 		tooLong(L, "string.rep", MaxString+1)
 	}
+	budget.take(L, "string.rep", n*len(s))
 	L.Push(lua.LString(strings.Repeat(s, n)))
 	return 1
 }
@@ -380,7 +414,7 @@ func strRep(L *lua.LState) int {
 // boundFormat checks a format before gopher-lua's string.format runs it:
 // widths and precisions of two digits at most (as Lua's own), and a
 // result that cannot pass MaxString.
-func boundFormat(format lua.LGFunction) lua.LGFunction {
+func boundFormat(format lua.LGFunction, budget *Budget) lua.LGFunction {
 	return func(L *lua.LState) int {
 		f := L.CheckString(1)
 		bound := 8 * len(f)
@@ -427,13 +461,17 @@ func boundFormat(format lua.LGFunction) lua.LGFunction {
 		if bound > MaxString {
 			tooLong(L, "string.format", bound)
 		}
-		return format(L)
+		n := format(L)
+		if s, ok := L.Get(-1).(lua.LString); ok {
+			budget.take(L, "string.format", len(s))
+		}
+		return n
 	}
 }
 
 // tabConcat is table.concat with its result bounded before it is built.
 // Indices are clamped to the table's length, as gopher-lua's own does.
-func tabConcat(L *lua.LState) int {
+func tabConcat(L *lua.LState, budget *Budget) int {
 	t := L.CheckTable(1)
 	sep := L.OptString(2, "")
 	n := t.Len()
@@ -460,6 +498,7 @@ func tabConcat(L *lua.LState) int {
 			tooLong(L, "table.concat", total)
 		}
 	}
+	budget.take(L, "table.concat", total)
 	var b strings.Builder
 	b.Grow(total)
 	for k := i; k <= j; k++ {

@@ -14,7 +14,7 @@ import (
 )
 
 func newTestState(t testing.TB) *lua.LState {
-	L := New(slog.New(slog.NewTextHandler(io.Discard, nil)), nil, nil)
+	L := New(slog.New(slog.NewTextHandler(io.Discard, nil)), nil, nil, nil)
 	t.Cleanup(L.Close)
 	return L
 }

@@ -187,8 +187,19 @@ func (sp *Speaker) SetPeerEnabled(address string, enabled bool) error {
 	return sp.srv.DisablePeer(ctx, &api.DisablePeerRequest{Address: address, Communication: "disabled by an edbgpd script"})
 }
 
+// maxAnnounced bounds the routes one script may have announced at once: a
+// loop of announcements must not flood every peer (and GoBGP's table).
+const maxAnnounced = 10_000
+
 // Announce implements luaapi.Actions.
 func (sp *Speaker) Announce(script string, r luaapi.Route) error {
+	sp.announced.mu.Lock()
+	_, again := sp.announced.paths[script][r.Prefix]
+	n := len(sp.announced.paths[script])
+	sp.announced.mu.Unlock()
+	if !again && n >= maxAnnounced {
+		return fmt.Errorf("%s has %d routes announced, the most a script may have; withdraw some first", script, n)
+	}
 	asPath := r.ASPath
 	if r.Prepend > 0 {
 		g, err := sp.srv.GetBgp(context.Background(), &api.GetBgpRequest{})

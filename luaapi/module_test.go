@@ -147,3 +147,18 @@ func TestModule(t *testing.T) {
 		})
 	}
 }
+
+// TestTimerFloor: bgp.every runs no faster than MinPeriod; bgp.after is
+// not held to it.
+func TestTimerFloor(t *testing.T) {
+	L := lua.NewState()
+	defer L.Close()
+	rt := &fakeRuntime{}
+	luaapi.NewModule(luaapi.Options{Script: "t.lua", Actions: &fake{}, Runtime: rt, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}).Preload(L)
+	if err := L.DoString(`local bgp = require("bgp"); bgp.every(0.001, function() end); bgp.after(0.001, function() end)`); err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(rt.timers, " "); got != "10ms/10ms 1ms/0s" {
+		t.Errorf("timers %q, want every at 10ms and after at 1ms", got)
+	}
+}

@@ -245,3 +245,18 @@ function on_unload() bgp.set_export_policy("unloaded", "x") end
 	e.write("bad.lua", src) // saved, unchanged: the operator asks again
 	bgptest.WaitFor(t, 5*time.Second, func() bool { return s.Version() != "" }, "the saved script to load")
 }
+
+// TestTimerCap: a script may have 10,000 timers; the next is refused
+// with nil, reason.
+func TestTimerCap(t *testing.T) {
+	e := newScriptEnv(t, engine.DefaultLimits)
+	e.write("timers.lua", `local bgp = require("bgp")
+function on_load()
+  for i = 1, 10001 do
+    local ok, why = bgp.after(3600, function() end)
+    if not ok then bgp.set_export_policy("192.0.2.1", why .. " at " .. i) return end
+  end
+end`)
+	e.set.LoadAll()
+	e.waitCall("192.0.2.1 10000 timers already running (the most a script may have) at 10001")
+}

@@ -58,7 +58,9 @@ func addTable(t *testing.T, d *host.Daemon, n int) {
 	t.Helper()
 	for i := 0; i < n; i++ {
 		prefix := fmt.Sprintf("172.%d.%d.0/24", 16+i/256, i%256)
-		if err := d.Speaker().Announce("test", luaapi.Route{Prefix: prefix, Nexthop: "127.0.0.1"}); err != nil {
+		// An owner per 10,000 routes: that is the most one may announce.
+		owner := fmt.Sprintf("table-%d", i/10_000)
+		if err := d.Speaker().Announce(owner, luaapi.Route{Prefix: prefix, Nexthop: "127.0.0.1"}); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"runtime/metrics"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	lua "github.com/yuin/gopher-lua"
@@ -29,6 +30,52 @@ type callGuard struct {
 	calls     uint64
 	maxGrowth int64
 	grew      int64
+	// since is when the running call started (UnixNano), 0 between calls;
+	// cutting is set while a call cut for memory has not ended yet: both
+	// read by other scripts' watchdogs without the lock.
+	since   atomic.Int64
+	cutting atomic.Bool
+}
+
+// memEpoch is the large-allocation count at the last call cut for
+// memory: what was allocated before it is that call's, not the others'.
+var memEpoch atomic.Int64
+
+// guards are every script's guard, for the watchdogs to compare calls.
+var guards struct {
+	sync.Mutex
+	all map[*callGuard]bool
+}
+
+func (g *callGuard) register(on bool) {
+	guards.Lock()
+	defer guards.Unlock()
+	if guards.all == nil {
+		guards.all = make(map[*callGuard]bool)
+	}
+	if on {
+		guards.all[g] = true
+	} else {
+		delete(guards.all, g)
+	}
+}
+
+// olderCall tells whether another script's call, running now, started
+// before g's: what the process allocates is everyone's, and the call
+// that has run the longest is the one a runaway allocation is in (the
+// others' calls, however short, can straddle the stall it causes).
+func (g *callGuard) olderCall() bool {
+	mine := g.since.Load()
+	guards.Lock()
+	defer guards.Unlock()
+	for o := range guards.all {
+		// A call already cut is out of the running: its goroutine may be
+		// stalled in the very allocation that is being blamed.
+		if t := o.since.Load(); o != g && t != 0 && t < mine && !o.cutting.Load() {
+			return true
+		}
+	}
+	return false
 }
 
 // memoryError reports a call stopped because the process allocated more
@@ -88,12 +135,15 @@ func (g *callGuard) callFrom(now time.Time, v *version, limit time.Duration, fn 
 	g.busy = true
 	g.calls++
 	g.deadline = now.Add(limit)
+	g.since.Store(now.UnixNano())
 	g.mu.Unlock()
 
 	err := v.L.CallByParam(lua.P{Fn: fn, NRet: 0, Protect: true}, args...)
 
 	g.mu.Lock()
 	g.busy = false
+	g.since.Store(0)
+	g.cutting.Store(false)
 	cut := g.ctx != nil && g.ctx.Err() != nil
 	if cut {
 		g.renew()
@@ -131,6 +181,8 @@ func (g *callGuard) outside(fn func()) {
 // process allocates more than maxGrowth, until done is closed. The count
 // is read (about 0.2 µs) only while a call runs.
 func (g *callGuard) watch(done <-chan struct{}) {
+	g.register(true)
+	defer g.register(false)
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
 	var big largeAllocs
@@ -150,8 +202,10 @@ func (g *callGuard) watch(done <-chan struct{}) {
 					switch {
 					case g.calls != call:
 						call, start = g.calls, n
-					case n-start > g.maxGrowth:
-						g.grew = n - start
+					case n-max(start, memEpoch.Load()) > g.maxGrowth && !g.olderCall():
+						g.grew = n - max(start, memEpoch.Load())
+						memEpoch.Store(n)
+						g.cutting.Store(true)
 						g.cancel()
 					}
 				}

@@ -260,3 +260,34 @@ end`)
 	e.set.LoadAll()
 	e.waitCall("192.0.2.1 10000 timers already running (the most a script may have) at 10001")
 }
+
+// TestMemoryCutBlamesTheRunaway: while one script's call allocates
+// without end, another script's calls overlap it; only the runaway is
+// cut and quarantined, though the process's allocations count for both.
+func TestMemoryCutBlamesTheRunaway(t *testing.T) {
+	limits := engine.DefaultLimits
+	limits.MaxMemory = 64 << 20
+	limits.CallTimeout = 10 * time.Second
+	e := newScriptEnv(t, limits)
+	e.write("a.lua", `function on_best_path(ev)
+  local s = ("x"):rep(2^20)
+  for i = 1, 14 do s = s .. s end
+end`)
+	e.write("b.lua", `function on_best_path(ev)
+  local x = 0
+  for i = 1, 3e5 do x = x + i end
+end`)
+	e.set.LoadAll()
+	a, b := e.set.Script("a.lua"), e.set.Script("b.lua")
+	bgptest.WaitFor(t, 60*time.Second, func() bool {
+		e.event() // b keeps handling events while a allocates
+		return a.Stats.Quarantines.Load() == 1
+	}, "the runaway quarantined")
+	b.Sync()
+	if b.Stats.Quarantines.Load() != 0 || b.Version() == "" {
+		t.Fatalf("the bystander was quarantined:\n%s", e.logs.String())
+	}
+	if !strings.Contains(e.logs.String(), "allocated in large objects") {
+		t.Errorf("the runaway was not cut for memory:\n%s", e.logs.String())
+	}
+}

@@ -69,6 +69,10 @@ const (
 	memoryCheckSoon  = 100 * time.Millisecond
 )
 
+// memoryStrikes: a script whose calls are cut for memory twice within
+// this is quarantined.
+const memoryStrikes = 30 * time.Second
+
 // DefaultLimits are used where the config says nothing.
 var DefaultLimits = Limits{CallTimeout: time.Second, LoadTimeout: 5 * time.Second, QuarantineAfter: 20,
 	MaxEntries: 10_000_000, MaxMemory: 1 << 30}
@@ -118,6 +122,7 @@ type Script struct {
 	failures  int                        // handler calls in a row that failed
 	unhandled int                        // rest of the batch when a control message came
 	lastCheck time.Time                  // of MaxEntries and MaxMemory
+	memStrike time.Time                  // the last call cut for memory
 	lastWalk  time.Duration              // what that check cost
 	heapSeen  uint64                     // heapGrowth at that check
 	skipUntil uint64                     // best paths up to this seq are in a replay already
@@ -581,6 +586,13 @@ func (s *Script) checkMemory(v *version, fn *lua.LFunction, now time.Time, callE
 	err := s.overMemory(v, now, false)
 	var grew *memoryError
 	switch {
+	case errors.As(callErr, &grew) && now.Sub(s.memStrike) > memoryStrikes:
+		// What a process allocates is every script's: the blame goes to
+		// the call that ran longest, which can be a bystander starved of
+		// CPU while a runaway allocates. A runaway does it again.
+		s.memStrike = now
+		s.log.Error("call cut for memory; the script is quarantined if it happens again within "+memoryStrikes.String(),
+			"err", callErr, "at", funcWhere(fn))
 	case errors.As(callErr, &grew):
 		err = grew
 	case v.budget.Over:

@@ -580,8 +580,9 @@ func (s *Script) call(v *version, name string, fn *lua.LFunction, arg lua.LValue
 // limits; fn is the function that ran last, named in the log. It reports
 // whether the script was quarantined. Script goroutine only, between calls.
 //
-// A call that err says was cut for the heap's growth, or whose string
-// builders were refused for max-memory, quarantines the script at once.
+// A call whose string builders were refused for max-memory quarantines
+// the script at once; a call that err says was cut for the heap's growth
+// does the second time within memoryStrikes.
 func (s *Script) checkMemory(v *version, fn *lua.LFunction, now time.Time, callErr error) bool {
 	err := s.overMemory(v, now, false)
 	var grew *memoryError

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"sort"
 	"strings"
 	"time"
 
@@ -15,36 +16,68 @@ import (
 	"github.com/edbgpd/edbgpd/host"
 	"github.com/edbgpd/edbgpd/host/engine"
 	"github.com/edbgpd/edbgpd/host/event"
+	"github.com/edbgpd/edbgpd/host/mrt"
+	"github.com/edbgpd/edbgpd/host/replay"
 )
 
 type testOptions struct {
-	Expect string  `long:"expect" description:"compare the actions with this file (JSON lines); exit 1 on a difference"`
-	Start  float64 `long:"start" description:"the fake clock's start, Unix seconds" default:"1700000000"`
-	Quiet  bool    `short:"q" long:"quiet" description:"do not print the script's log"`
-	Config string  `short:"f" long:"config-file" description:"the daemon's config file: its [edbgpd] limits, sandbox grants and notify allow-lists apply"`
-	Type   string  `short:"t" long:"config-type" description:"config file format, when the name does not say" default:"toml"`
+	Expect string   `long:"expect" description:"compare the actions with this file (JSON lines); exit 1 on a difference"`
+	Start  string   `long:"start" description:"the fake clock's start, Unix seconds (default: an MRT replay's first record, else 1700000000)"`
+	Quiet  bool     `short:"q" long:"quiet" description:"do not print the script's log"`
+	Config string   `short:"f" long:"config-file" description:"the daemon's config file: its [edbgpd] limits, sandbox grants and notify allow-lists apply"`
+	Type   string   `short:"t" long:"config-type" description:"config file format, when the name does not say" default:"toml"`
+	Peers  []string `long:"peer" description:"MRT: replay only this collector peer (address or AS number; repeat for more)"`
+	From   string   `long:"from" description:"MRT: replay from this time (RFC 3339 or Unix seconds)"`
+	To     string   `long:"to" description:"MRT: replay up to this time (RFC 3339 or Unix seconds)"`
 	Args   struct {
-		Script string `positional-arg-name:"SCRIPT" required:"yes"`
-		Events string `positional-arg-name:"EVENTS.jsonl"`
+		Script string   `positional-arg-name:"SCRIPT" required:"yes"`
+		Files  []string `positional-arg-name:"EVENTS.jsonl | MRT files"`
 	} `positional-args:"yes"`
 }
 
-// runTest is `edbgpd test SCRIPT [EVENTS.jsonl]`: the script in the
-// daemon's runtime, fed recorded or hand-written events, with a fake clock;
-// its actions are recorded and printed instead of done.
+// runTest is `edbgpd test SCRIPT [EVENTS.jsonl | MRT...]`: the script in
+// the daemon's runtime, fed recorded or hand-written events, or real
+// collector history replayed through GoBGP, with a fake clock; its
+// actions are recorded and printed instead of done.
 func runTest(args []string, stdout, stderr io.Writer) int {
 	var o testOptions
 	p := flags.NewParser(&o, flags.Default)
-	p.Usage = "test [--expect FILE] [-f CONFIG] SCRIPT [EVENTS.jsonl]"
+	p.Usage = "test [--expect FILE] [-f CONFIG] [--peer P] [--from T] [--to T] SCRIPT [EVENTS.jsonl | MRT FILE...]"
 	if _, err := p.ParseArgs(args); err != nil {
 		return 2
+	}
+	mrtFiles := len(o.Args.Files) > 0 && isMRT(o.Args.Files[0])
+	if len(o.Args.Files) > 1 && !mrtFiles {
+		fmt.Fprintln(stderr, "edbgpd test: several files are for MRT replay;", o.Args.Files[0], "is JSON lines")
+		return 2
+	}
+	var ropts replay.Options
+	var err error
+	if ropts.From, err = replay.ParseTime(o.From); err == nil {
+		ropts.To, err = replay.ParseTime(o.To)
+	}
+	if err != nil {
+		fmt.Fprintln(stderr, "edbgpd test:", err)
+		return 2
+	}
+	ropts.Peers = o.Peers
+	start := time.Unix(1700000000, 0)
+	if o.Start != "" {
+		if start, err = replay.ParseTime(o.Start); err != nil {
+			fmt.Fprintln(stderr, "edbgpd test: --start:", err)
+			return 2
+		}
+	} else if mrtFiles {
+		if start, err = firstTime(o.Args.Files, ropts); err != nil {
+			fmt.Fprintln(stderr, "edbgpd test:", err)
+			return 1
+		}
 	}
 	level := slog.LevelInfo
 	if o.Quiet {
 		level = slog.LevelError
 	}
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: level}))
-	start := time.Unix(0, int64(o.Start*1e9))
 	var opts engine.OfflineOptions
 	if o.Config != "" {
 		cfg, err := host.LoadConfig(o.Config, o.Type)
@@ -59,8 +92,18 @@ func runTest(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "edbgpd test:", err)
 		return 1
 	}
-	if o.Args.Events != "" {
-		if err := feed(run, o.Args.Events); err != nil {
+	switch {
+	case mrtFiles:
+		ropts.Log = log.With("part", "replay")
+		st, err := replay.Offline(o.Args.Files, ropts, func(ev event.Event) { run.Feed(event.Line{Event: ev}) })
+		if err != nil {
+			run.Close()
+			fmt.Fprintln(stderr, "edbgpd test:", err)
+			return 1
+		}
+		fmt.Fprintln(stderr, "edbgpd test:", replaySummary(st))
+	case len(o.Args.Files) == 1:
+		if err := feed(run, o.Args.Files[0]); err != nil {
 			run.Close()
 			fmt.Fprintln(stderr, "edbgpd test:", err)
 			return 1
@@ -86,6 +129,67 @@ func runTest(args []string, stdout, stderr io.Writer) int {
 	}
 	fmt.Fprintf(stderr, "edbgpd test: %s: %d actions as expected\n", o.Args.Script, len(run.Actions.Calls()))
 	return 0
+}
+
+// isMRT tells an MRT file (plain, gzip or bzip2) from JSON lines, by its
+// first bytes: JSON lines start with a brace, a comment or a blank.
+func isMRT(path string) bool {
+	f, err := os.Open(path)
+	if err != nil {
+		return false // the JSON reader will say what is wrong
+	}
+	defer f.Close()
+	b := make([]byte, 1)
+	if _, err := io.ReadFull(f, b); err != nil {
+		return false
+	}
+	switch b[0] {
+	case '{', '#', ' ', '\t', '\r', '\n':
+		return false
+	}
+	return true
+}
+
+// firstTime is the time of the first record a replay keeps.
+func firstTime(files []string, o replay.Options) (time.Time, error) {
+	s, err := mrt.OpenAll(files)
+	if err != nil {
+		return time.Time{}, err
+	}
+	defer s.Close()
+	for {
+		rec, err := s.Next()
+		if err != nil {
+			if err == io.EOF {
+				err = fmt.Errorf("%s: no records to replay", strings.Join(files, ", "))
+			}
+			return time.Time{}, err
+		}
+		if (o.From.IsZero() || !rec.Time.Before(o.From)) && (o.To.IsZero() || !rec.Time.After(o.To)) {
+			return rec.Time, nil
+		}
+	}
+}
+
+func replaySummary(st replay.Stats) string {
+	rate := 0.0
+	if st.Elapsed > 0 {
+		rate = float64(st.Updates) / st.Elapsed.Seconds()
+	}
+	s := fmt.Sprintf("replayed %d updates and %d session changes of %d collector peers in %.1fs (%.0f updates/s)",
+		st.Updates, st.StateChanges, len(st.Peers), st.Elapsed.Seconds(), rate)
+	if st.Filtered > 0 {
+		s += fmt.Sprintf("; %d records left out by --peer/--from/--to", st.Filtered)
+	}
+	var skipped []string
+	for k, v := range st.Skipped {
+		skipped = append(skipped, fmt.Sprintf("%d %s", v, k))
+	}
+	sort.Strings(skipped)
+	if len(skipped) > 0 {
+		s += "; skipped " + strings.Join(skipped, ", ")
+	}
+	return s
 }
 
 // feed reads the events file line by line; errors name file and line.

@@ -66,6 +66,45 @@ func TestTestReplaysMRT(t *testing.T) {
 	}
 }
 
+// TestReplayOptions: --peer and --from/--to choose what is replayed.
+func TestReplayOptions(t *testing.T) {
+	tests := []struct {
+		name  string
+		args  []string
+		peers []string // the collector peers the script may see
+		want  string   // in the summary
+	}{
+		{"one AS", []string{"--peer", "AS34019"}, []string{"37.49.236.71 AS34019", "2001:7f8:54::71 AS34019"}, "of 2 collector peers"},
+		{"one address", []string{"--peer", "37.49.236.1"}, []string{"37.49.236.1 AS8218"}, "of 1 collector peers"},
+		{"a minute", []string{"--from", "2016-08-11T16:01:00Z", "--to", "1470931320"}, nil, "records left out by --peer/--from/--to"},
+	}
+	changes := regexp.MustCompile(`best-path changes from ([^"]+)"`)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append(append([]string{"test"}, tt.args...), "../../examples/collector-count/collector_count.lua", risFile)
+			log, err := exec.Command(binary, args...).CombinedOutput()
+			if err != nil {
+				t.Fatalf("%v: %s", err, log)
+			}
+			if !strings.Contains(string(log), tt.want) {
+				t.Fatalf("no %q in:\n%s", tt.want, log)
+			}
+			seen := changes.FindAllStringSubmatch(string(log), -1)
+			if len(seen) == 0 {
+				t.Fatalf("no best-path changes:\n%s", log)
+			}
+			for _, m := range seen {
+				if tt.peers != nil && !slices.Contains(tt.peers, m[1]) {
+					t.Errorf("a change from %s; want only %v", m[1], tt.peers)
+				}
+			}
+			if tt.name == "a minute" && (strings.Contains(string(log), `msg="16:01:00`) || !strings.Contains(string(log), `msg="16:02:00`)) {
+				t.Errorf("the clock should start at 16:01:00 and report at 16:02:00:\n%s", log)
+			}
+		})
+	}
+}
+
 // TestReplayLive: edbgpd replay plays a RIS file to a running daemon
 // configured by --print-config; its script sees every prefix the same
 // script sees offline.

@@ -437,6 +437,14 @@ func (r *Replayer) ended(p *Peer, s *session) error {
 // mark sends an end-of-RIB marker on s and, with a witness, waits until
 // the speaker has handled it.
 func (r *Replayer) mark(p *Peer, s *session, at time.Time) error {
+	if r.last != p {
+		// What another peer sent first must be handled first: at most
+		// one session has anything in flight.
+		if err := r.barrier(); err != nil {
+			return err
+		}
+	}
+	r.last = p
 	r.sending(p, speaker.MarkUpdate, at)
 	r.sent[p.Source]++
 	if err := s.send(endOfRIB); err != nil {

@@ -2,14 +2,19 @@ package replay_test
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
 
 	"github.com/edbgpd/edbgpd/host"
 	"github.com/edbgpd/edbgpd/host/engine"
@@ -140,4 +145,124 @@ func freePort(t *testing.T) int {
 	}
 	defer l.Close()
 	return l.Addr().(*net.TCPAddr).Port
+}
+
+// TestSpeed: at Nx, a window of the file takes its length over N.
+func TestSpeed(t *testing.T) {
+	from := time.Date(2016, 8, 11, 16, 1, 0, 0, time.UTC)
+	o := replay.Options{Speed: 20, From: from, To: from.Add(30 * time.Second)}
+	st, err := replay.Offline(risFiles[:1], o, func(event.Event) {})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Updates < 100 || st.Filtered == 0 {
+		t.Fatalf("%d updates, %d left out", st.Updates, st.Filtered)
+	}
+	// The window's records span at least 29 s: at 20x, 1.45 s.
+	if st.Elapsed < 1450*time.Millisecond {
+		t.Fatalf("30 s of records at 20x took %s", st.Elapsed)
+	}
+}
+
+func TestParse(t *testing.T) {
+	speeds := []struct {
+		in   string
+		want float64
+		err  bool
+	}{{"max", 0, false}, {"", 0, false}, {"1x", 1, false}, {"10x", 10, false}, {"2.5", 2.5, false}, {"0x", 0, true}, {"fast", 0, true}, {"-1x", 0, true}}
+	for _, s := range speeds {
+		got, err := replay.ParseSpeed(s.in)
+		if got != s.want || (err != nil) != s.err {
+			t.Errorf("ParseSpeed(%q) = %v, %v", s.in, got, err)
+		}
+	}
+	times := []struct {
+		in   string
+		want int64
+		err  bool
+	}{{"1470931200", 1470931200, false}, {"2016-08-11T16:00:00Z", 1470931200, false}, {"yesterday", 0, true}}
+	for _, tt := range times {
+		got, err := replay.ParseTime(tt.in)
+		if (err != nil) != tt.err || err == nil && got.Unix() != tt.want {
+			t.Errorf("ParseTime(%q) = %v, %v", tt.in, got, err)
+		}
+	}
+}
+
+// mrtRecord is a BGP4MP AS4 record of peer (AS asn) at unix second ts:
+// a message, or a state change when msg is nil.
+func mrtRecord(ts uint32, peer string, asn uint32, msg []byte, oldState, newState uint16) []byte {
+	body := binary.BigEndian.AppendUint32(nil, asn)
+	body = binary.BigEndian.AppendUint32(body, 12654)
+	body = append(body, 0, 0, 0, 1)
+	body = append(body, netip.MustParseAddr(peer).AsSlice()...)
+	body = append(body, 193, 0, 4, 28)
+	subtype := uint16(4)
+	if msg == nil {
+		subtype = 5
+		body = binary.BigEndian.AppendUint16(body, oldState)
+		body = binary.BigEndian.AppendUint16(body, newState)
+	} else {
+		body = append(body, msg...)
+	}
+	h := binary.BigEndian.AppendUint32(nil, ts)
+	h = binary.BigEndian.AppendUint16(h, 16)
+	h = binary.BigEndian.AppendUint16(h, subtype)
+	h = binary.BigEndian.AppendUint32(h, uint32(len(body)))
+	return append(h, body...)
+}
+
+func update(t *testing.T, prefix string, path ...uint32) []byte {
+	m := bgp.NewBGPUpdateMessage(nil, []bgp.PathAttributeInterface{
+		bgp.NewPathAttributeOrigin(0),
+		bgp.NewPathAttributeAsPath([]bgp.AsPathParamInterface{bgp.NewAs4PathParam(bgp.BGP_ASPATH_ATTR_TYPE_SEQ, path)}),
+		bgp.NewPathAttributeNextHop("192.0.2.99"),
+	}, []*bgp.IPAddrPrefix{bgp.NewIPAddrPrefix(8, strings.TrimSuffix(prefix, "/8"))})
+	b, err := m.Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestStateChanges: a collector peer's session that the file says went
+// down is closed (its routes withdrawn, the next best chosen) and comes
+// back with its next record, each event at its record's time.
+func TestStateChanges(t *testing.T) {
+	const t0 = 1470931200
+	var file []byte
+	file = append(file, mrtRecord(t0, "192.0.2.1", 65010, update(t, "10.0.0.0/8", 65010), 0, 0)...)
+	file = append(file, mrtRecord(t0+1, "192.0.2.2", 65020, update(t, "10.0.0.0/8", 65020, 65030), 0, 0)...)
+	file = append(file, mrtRecord(t0+10, "192.0.2.1", 65010, nil, 6, 1)...)
+	file = append(file, mrtRecord(t0+20, "192.0.2.1", 65010, update(t, "10.0.0.0/8", 65010), 0, 0)...)
+	path := filepath.Join(t.TempDir(), "flap.mrt")
+	os.WriteFile(path, file, 0o644)
+
+	var got []string
+	st, err := replay.Offline([]string{path}, replay.Options{}, func(ev event.Event) {
+		switch {
+		case ev.BestPath != nil:
+			got = append(got, fmt.Sprintf("+%d best %s from %s", ev.BestPath.Timestamp.Unix()-t0, ev.BestPath.Prefix, ev.BestPath.Peer.Address))
+		case ev.PeerState.OldState == "established" || ev.PeerState.State == "established":
+			got = append(got, fmt.Sprintf("+%d %s %s", ev.PeerState.Timestamp.Unix()-t0, ev.PeerState.Peer.Address, ev.PeerState.State))
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{
+		"+0 192.0.2.1 established",
+		"+0 best 10.0.0.0/8 from 192.0.2.1",
+		"+1 192.0.2.2 established", // its path is longer: no best-path change
+		"+10 best 10.0.0.0/8 from 192.0.2.2",
+		"+10 192.0.2.1 idle",
+		"+20 192.0.2.1 established",
+		"+20 best 10.0.0.0/8 from 192.0.2.1",
+	}
+	if !slices.Equal(got, want) {
+		t.Fatalf("events:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	if st.StateChanges != 1 || st.Updates != 3 {
+		t.Fatalf("stats %+v", st)
+	}
 }

@@ -1,7 +1,7 @@
 GO ?= go
 BIN := bin/edbgpd
 
-.PHONY: all build test vet demo bench clean
+.PHONY: all build test vet lint-lua demo bench clean
 
 all: build
 
@@ -12,9 +12,16 @@ vet:
 	$(GO) vet ./...
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))" || { gofmt -l .; echo "gofmt needed"; exit 1; }
 
-# All tests, vet included. The end-to-end tests open BGP sessions on
-# 127.0.0.x and take about a minute.
-test: vet
+# luacheck (Debian: lua-check) on every shipped script and example, with
+# the .luacheckrc edbgpd init writes: the sandbox's globals only.
+lint-lua: build
+	@command -v luacheck >/dev/null || { echo "luacheck is needed: apt-get install lua-check"; exit 1; }
+	$(BIN) init --print luacheckrc > bin/luacheckrc
+	luacheck --no-color --config bin/luacheckrc $$(git ls-files 'scripts/*.lua' 'examples/*.lua')
+
+# All tests, vet and luacheck included. The end-to-end tests open BGP
+# sessions on 127.0.0.x and take a few minutes.
+test: vet lint-lua
 	$(GO) test -race -count=1 -timeout 15m ./...
 
 # The Konami demo on one machine: edbgpd and an embedded router peer.

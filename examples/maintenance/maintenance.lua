@@ -21,6 +21,8 @@ local function has(ev, community)
   return false
 end
 
+local report -- below; the snapshot's timer calls it
+
 local function snapshot()
   local copy, n = {}, 0
   for prefix, v in pairs(rib) do copy[prefix] = v; n = n + 1 end
@@ -38,7 +40,7 @@ local function sorted(t)
   return keys
 end
 
-function report(why)
+report = function(why)
   local before = bgp.state.snapshot
   if before == nil then bgp.log("warn", "maintenance: report asked, no snapshot"); return end
   local r = { reason = why, since = bgp.state.taken, added = {}, removed = {}, changed = {} }

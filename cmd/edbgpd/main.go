@@ -38,6 +38,9 @@ func run(args []string) int {
 	if len(args) > 0 && args[0] == "test" {
 		return runTest(args[1:], os.Stdout, os.Stderr)
 	}
+	if len(args) > 0 && args[0] == "check" {
+		return runCheck(args[1:], os.Stdout, os.Stderr)
+	}
 	if len(args) > 0 && args[0] == "init" {
 		return runInit(args[1:], os.Stdout, os.Stderr)
 	}

@@ -1,0 +1,2 @@
+local bgp = require("bgp")
+function on_load() error("boom") end

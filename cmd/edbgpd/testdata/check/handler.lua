@@ -1,0 +1,1 @@
+on_best_path = 5

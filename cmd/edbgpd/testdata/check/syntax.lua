@@ -1,0 +1,3 @@
+function on_load()
+  local x = = 1
+end

@@ -121,3 +121,39 @@ func TestImportCheckRefuses(t *testing.T) {
 		}
 	}
 }
+
+// TestExampleREADMEs: every example has a README that says what it needs,
+// how to run its test and what a session looks like, and the top README
+// links it.
+func TestExampleREADMEs(t *testing.T) {
+	top, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirs, _ := filepath.Glob("../examples/*")
+	if len(dirs) < 5 {
+		t.Fatalf("examples: %v", dirs)
+	}
+	for _, dir := range dirs {
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			continue
+		}
+		name := filepath.Base(dir)
+		readme, err := os.ReadFile(filepath.Join(dir, "README.md"))
+		if err != nil {
+			t.Errorf("examples/%s has no README.md", name)
+			continue
+		}
+		for _, section := range []string{"## Config it needs", "## Run it", "## What a session looks like", "```"} {
+			if section == "## Run it" && strings.Contains(string(readme), "## Run its test") {
+				continue
+			}
+			if !strings.Contains(string(readme), section) {
+				t.Errorf("examples/%s/README.md has no %q", name, section)
+			}
+		}
+		if !strings.Contains(string(top), "(examples/"+name+"/README.md)") {
+			t.Errorf("README.md's Examples do not link examples/%s/README.md", name)
+		}
+	}
+}

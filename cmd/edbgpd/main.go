@@ -51,7 +51,9 @@ func run(args []string) int {
 		return runStatus(args[1:], os.Stdout, os.Stderr)
 	}
 	var o options
-	if _, err := flags.ParseArgs(&o, args); err != nil {
+	p := flags.NewParser(&o, flags.HelpFlag|flags.PassDoubleDash|flags.PrintErrors)
+	p.Usage = "[OPTIONS]\n\nThe daemon. Subcommands, each with --help: test, replay, check, init, status."
+	if _, err := p.ParseArgs(args); err != nil {
 		if fe, ok := err.(*flags.Error); ok && fe.Type == flags.ErrHelp {
 			return 0
 		}

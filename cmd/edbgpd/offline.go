@@ -51,16 +51,12 @@ func runTest(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "edbgpd test: several files are for MRT replay;", o.Args.Files[0], "is JSON lines")
 		return 2
 	}
-	var ropts replay.Options
-	var err error
-	if ropts.From, err = replay.ParseTime(o.From); err == nil {
-		ropts.To, err = replay.ParseTime(o.To)
-	}
+	ropts := replay.Options{Peers: o.Peers}
+	err := ropts.SetWindow(o.From, o.To)
 	if err != nil {
 		fmt.Fprintln(stderr, "edbgpd test:", err)
 		return 2
 	}
-	ropts.Peers = o.Peers
 	start := time.Unix(1700000000, 0)
 	if o.Start != "" {
 		if start, err = replay.ParseTime(o.Start); err != nil {

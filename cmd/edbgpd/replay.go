@@ -38,21 +38,17 @@ func runReplay(args []string, stdout, stderr io.Writer) int {
 	if _, err := p.ParseArgs(args); err != nil {
 		return 2
 	}
-	var ro replay.Options
-	var err error
-	if ro.From, err = replay.ParseTime(o.From); err == nil {
-		if ro.To, err = replay.ParseTime(o.To); err == nil {
-			if ro.Speed, err = replay.ParseSpeed(o.Speed); err == nil {
-				ro.FirstSource, err = netip.ParseAddr(o.Source)
-			}
+	ro := replay.Options{Peers: o.Peers, Log: slog.New(slog.NewTextHandler(stderr, nil))}
+	err := ro.SetWindow(o.From, o.To)
+	if err == nil {
+		if ro.Speed, err = replay.ParseSpeed(o.Speed); err == nil {
+			ro.FirstSource, err = netip.ParseAddr(o.Source)
 		}
 	}
 	if err != nil {
 		fmt.Fprintln(stderr, "edbgpd replay:", err)
 		return 2
 	}
-	ro.Peers = o.Peers
-	ro.Log = slog.New(slog.NewTextHandler(stderr, nil))
 	if o.PrintConfig {
 		peers, err := replay.Peers(o.Args.Files, ro)
 		if err != nil {

@@ -126,16 +126,7 @@ func TestReplayLive(t *testing.T) {
 		t.Fatal(err)
 	}
 	port := bgptest.FreePort(t)
-	config := fmt.Sprintf(`[global.config]
-  as = 4294967294
-  router-id = "192.0.2.254"
-  port = %d
-  local-address-list = ["127.0.0.1"]
-%s
-[edbgpd]
-  scripts = %q
-  default-export-policy = "none"
-`, port, neighbours, scripts)
+	config := bgptest.ReplayConfig(port, string(neighbours), scripts)
 	cfgPath := filepath.Join(dir, "edbgpd.toml")
 	os.WriteFile(cfgPath, []byte(config), 0o644)
 	logs := &bgptest.Buffer{}

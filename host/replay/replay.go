@@ -72,6 +72,15 @@ func ParseSpeed(s string) (float64, error) {
 	return f, nil
 }
 
+// SetWindow sets From and To from what an operator wrote (ParseTime).
+func (o *Options) SetWindow(from, to string) error {
+	var err error
+	if o.From, err = ParseTime(from); err == nil {
+		o.To, err = ParseTime(to)
+	}
+	return err
+}
+
 // ParseTime reads RFC 3339 or Unix seconds.
 func ParseTime(s string) (time.Time, error) {
 	if s == "" {

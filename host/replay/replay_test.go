@@ -101,17 +101,7 @@ func replayLive(t *testing.T, file string, want int) []string {
 	src, _ := os.ReadFile("testdata/sequence.lua")
 	os.WriteFile(filepath.Join(scripts, "sequence.lua"), src, 0o644)
 	port := freePort(t)
-	config := fmt.Sprintf(`[global.config]
-  as = 4294967294
-  router-id = "192.0.2.254"
-  port = %d
-  local-address-list = ["127.0.0.1"]
-%s
-%s
-[edbgpd]
-  scripts = %q
-  default-export-policy = "none"
-`, port, replay.SelectionConfig, replay.NeighbourConfig(peers), scripts)
+	config := bgptest.ReplayConfig(port, replay.SelectionConfig+replay.NeighbourConfig(peers), scripts)
 	path := filepath.Join(t.TempDir(), "edbgpd.toml")
 	os.WriteFile(path, []byte(config), 0o644)
 	logs := &bgptest.Buffer{}

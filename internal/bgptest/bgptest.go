@@ -341,3 +341,20 @@ func BestCommunities(rib RIB, prefix string) ([]string, bool) {
 	}
 	return p.Attrs().Communities, true
 }
+
+// ReplayConfig is a config for edbgpd on 127.0.0.1:port to be replayed
+// to: AS 4294967294 (no collector path carries it), no export to the
+// feeders, neighbours and route selection as `edbgpd replay
+// --print-config` prints them (replayPart), scripts from the folder.
+func ReplayConfig(port int, replayPart, scripts string) string {
+	return fmt.Sprintf(`[global.config]
+  as = 4294967294
+  router-id = "192.0.2.254"
+  port = %d
+  local-address-list = ["127.0.0.1"]
+%s
+[edbgpd]
+  scripts = %q
+  default-export-policy = "none"
+`, port, replayPart, scripts)
+}

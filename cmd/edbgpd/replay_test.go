@@ -14,7 +14,7 @@ import (
 	"github.com/edbgpd/edbgpd/internal/bgptest"
 )
 
-const risFile = "../../../shared/data/updates.20160811.1600.gz"
+var risFile = bgptest.RISFile("updates.20160811.1600.gz")
 
 // seenScript logs each prefix the first time it has a best path.
 const seenScript = `local bgp = require("bgp")

@@ -10,11 +10,13 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/edbgpd/edbgpd/internal/bgptest"
 )
 
 var risFiles = []string{
-	"../../../shared/data/updates.20160811.1600.gz",
-	"../../../shared/data/updates.20070211.0141.gz",
+	bgptest.RISFile("updates.20160811.1600.gz"),
+	bgptest.RISFile("updates.20070211.0141.gz"),
 }
 
 type summary struct {

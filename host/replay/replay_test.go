@@ -24,8 +24,8 @@ import (
 )
 
 var risFiles = []string{
-	"../../../shared/data/updates.20160811.1600.gz", // AS4, IPv4 and IPv6
-	"../../../shared/data/updates.20070211.0141.gz", // 2-octet AS sessions, multicast
+	bgptest.RISFile("updates.20160811.1600.gz"), // AS4, IPv4 and IPv6
+	bgptest.RISFile("updates.20070211.0141.gz"), // 2-octet AS sessions, multicast
 }
 
 // TestOfflineIsLive: a RIS file replayed offline (edbgpd test) and live
@@ -35,7 +35,7 @@ func TestOfflineIsLive(t *testing.T) {
 	for _, file := range risFiles {
 		t.Run(filepath.Base(file), func(t *testing.T) {
 			if _, err := os.Stat(file); err != nil {
-				t.Fatalf("the shared RIS file: %v", err)
+				t.Fatalf("the RIS file: %v", err)
 			}
 			offline := replayOffline(t, file)
 			live := replayLive(t, file, len(offline))

@@ -13,26 +13,27 @@ import (
 	"github.com/osrg/gobgp/v3/pkg/apiutil"
 	"github.com/osrg/gobgp/v3/pkg/packet/bgp"
 	"github.com/osrg/gobgp/v3/pkg/packet/mrt"
+
+	"github.com/edbgpd/edbgpd/internal/bgptest"
 )
 
 // risPaths reads up to n announcements from a RIPE RIS update dump in
-// ../../../shared/data as GoBGP API paths, the form WatchEvent hands over.
-// Without the data, the benchmark is skipped.
+// testdata/ris as GoBGP API paths, the form WatchEvent hands over.
 func risPaths(b testing.TB, n int) []*api.Path {
 	paths, err := readRIS(n)
 	if err != nil {
 		b.Fatal(err)
 	}
 	if len(paths) == 0 {
-		b.Skip("no paths in the RIS data (../../../shared/data)")
+		b.Fatal("no paths in the RIS data (testdata/ris)")
 	}
 	return paths
 }
 
 func readRIS(n int) ([]*api.Path, error) {
-	f, err := os.Open("../../../shared/data/updates.20160811.1600.gz")
+	f, err := os.Open(bgptest.RISFile("updates.20160811.1600.gz"))
 	if err != nil {
-		return nil, nil
+		return nil, err
 	}
 	defer f.Close()
 	z, err := gzip.NewReader(f)

@@ -106,7 +106,7 @@ func replayMRT(t *testing.T, r *bgptest.Router, path string) (announced, withdra
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
-		t.Skipf("no RIS data: %v", err)
+		t.Fatalf("RIS data: %v", err)
 	}
 	defer f.Close()
 	z, err := gzip.NewReader(f)
@@ -214,7 +214,7 @@ func TestSourcesAgreeOnRIS(t *testing.T) {
 	r.Connect(port)
 	r.WaitEstablished()
 	for _, f := range []string{"updates.20160811.1600.gz", "updates.20070211.0141.gz"} {
-		a, w := replayMRT(t, r, "../../../shared/data/"+f)
+		a, w := replayMRT(t, r, bgptest.RISFile(f))
 		t.Logf("%s: %d announcements, %d withdrawals sent", f, a, w)
 	}
 	r.Announce("198.18.255.255/32") // the sentinel: sent last

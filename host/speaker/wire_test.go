@@ -98,8 +98,8 @@ func TestWireDecodingMatchesApiutil(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(ris) == 0 {
-		t.Log("no RIPE RIS data in ../../../shared/data: hand-made paths only")
+	if len(ris) < 10000 {
+		t.Fatalf("%d paths from the RIS data (testdata/ris)", len(ris))
 	}
 	paths = append(paths, ris...)
 	for i, p := range paths {

@@ -7,6 +7,8 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"path/filepath"
+	"runtime"
 	"sync"
 	"time"
 
@@ -357,4 +359,12 @@ func ReplayConfig(port int, replayPart, scripts string) string {
   scripts = %q
   default-export-policy = "none"
 `, port, replayPart, scripts)
+}
+
+// RISFile is the path of one of the RIPE RIS update files in the
+// repository's testdata/ris (updates.20160811.1600.gz,
+// updates.20070211.0141.gz), from any package's tests.
+func RISFile(name string) string {
+	_, here, _, _ := runtime.Caller(0)
+	return filepath.Join(filepath.Dir(here), "..", "..", "testdata", "ris", name)
 }

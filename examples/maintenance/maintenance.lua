@@ -4,6 +4,8 @@
 -- Commands come over BGP: the ops host (OPS_PEER) announces MARKER with
 -- community 65000:1001 to take a snapshot and 65000:1002 for the report.
 -- A report is also sent by itself WINDOW seconds after a snapshot.
+-- REPORT_URL must be allowed: [edbgpd.notify] (or a grant for this
+-- script) http-allow = ["https://hooks.example.net/maintenance"].
 local bgp = require("bgp")
 
 local OPS_PEER = "127.0.0.9"

@@ -25,7 +25,10 @@ var hostileKinds = []struct{ name, src, stopped string }{
 	{"pattern", "local s = (\"a\"):rep(1e5)\nfunction on_best_path(ev) string.find(s, \".-.-.-.-b\") end\n", "SCRIPT QUARANTINED"},
 	{"recursion", "local function f(n) return f(n + 1) + 1 end\nfunction on_best_path(ev) f(1) end\n", "SCRIPT QUARANTINED"},
 	{"nesting", "X = " + strings.Repeat("{", 1e5) + "1" + strings.Repeat("}", 1e5) + "\n", "nested deeper than 200"},
-	{"announce", "local bgp = require(\"bgp\")\nfunction on_load()\n  for i = 0, 99999 do\n    if not bgp.announce{prefix = string.format(\"100.%d.%d.0/24\", 64 + math.floor(i / 256), i % 256)} then break end\n  end\n  error(\"flooded\")\nend\n", "flooded"},
+	{"announce", "local bgp = require(\"bgp\")\nfunction on_load()\n  for i = 0, 99999 do\n    if not bgp.announce{prefix = string.format(\"100.%d.%d.0/24\", 64 + math.floor(i / 256), i % 256)} then break end\n  end\n  error(\"flooded\")\nend\n",
+		// Refused at the cap ("flooded"), or, on a loaded machine, cut by
+		// the load deadline first: either way not loaded.
+		`msg="script not loaded" script=hostile.lua`},
 }
 
 // TestSoak: a churning 100k-prefix table for EDBGPD_SOAK_FOR (10 minutes

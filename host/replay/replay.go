@@ -272,6 +272,11 @@ func (r *Replayer) Run(files []string) (Stats, error) {
 }
 
 func (r *Replayer) run(files []string) error {
+	if r.witness == nil {
+		if err := r.openAhead(files); err != nil {
+			return err
+		}
+	}
 	s, err := mrt.OpenAll(files)
 	if err != nil {
 		return err
@@ -402,13 +407,67 @@ func (r *Replayer) open(p *Peer, at time.Time) (*session, error) {
 	}
 	r.sessions[p] = s
 	r.upsSent[p.Source]++
-	if r.witness != nil {
-		want := r.upsSent[p.Source]
-		if !r.witness.wait(r.o.Timeout, func(w *Witness) bool { return w.ups[p.Source] >= want }) {
-			return nil, fmt.Errorf("the speaker did not bring up the session of peer %s from %s", p.Collector, p.Source)
-		}
+	if r.witness == nil {
+		pastNextSecond()
+		return s, nil
+	}
+	want := r.upsSent[p.Source]
+	if !r.witness.wait(r.o.Timeout, func(w *Witness) bool { return w.ups[p.Source] >= want }) {
+		return nil, fmt.Errorf("the speaker did not bring up the session of peer %s from %s", p.Collector, p.Source)
 	}
 	return s, nil
+}
+
+// openAhead, for a replay with no witness, opens the sessions of every
+// peer whose first record is an UPDATE before anything is sent, then
+// waits past the next second. GoBGP drops an UPDATE received in an
+// earlier second than the one its main loop noted the session coming up
+// in (its guard against an old session's messages), and without a
+// witness nothing says when that was: UPDATEs sent at once could be lost
+// on a busy daemon. One wait for all the peers, not one each.
+func (r *Replayer) openAhead(files []string) error {
+	s, err := mrt.OpenAll(files)
+	if err != nil {
+		return err
+	}
+	defer s.Close()
+	var first []*Peer
+	for {
+		rec, err := s.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return err
+		}
+		if !r.o.keep(&rec) {
+			continue
+		}
+		if r.peers[rec.Peer] == nil && rec.Kind == mrt.Update {
+			first = append(first, r.peerOf(&rec))
+		} else {
+			r.peerOf(&rec) // sources go by first sight, as in the replay
+		}
+	}
+	for _, p := range first {
+		s, err := dial(r.target, p, r.o.Timeout)
+		if err != nil {
+			return err
+		}
+		r.sessions[p] = s
+		r.upsSent[p.Source]++
+	}
+	if len(first) > 0 {
+		pastNextSecond()
+	}
+	return nil
+}
+
+// pastNextSecond sleeps until half a second into the next second of the
+// wall clock.
+func pastNextSecond() {
+	now := time.Now()
+	time.Sleep(now.Truncate(time.Second).Add(1500 * time.Millisecond).Sub(now))
 }
 
 // shut closes p's session as the record says the collector's went down:

@@ -54,8 +54,32 @@ func NewRouter(t T, asn uint32, addr string, logger gobgplog.Logger) *Router {
 	if err := s.StartBgp(context.Background(), &api.StartBgpRequest{Global: &api.Global{Asn: asn, RouterId: addr, ListenPort: -1}}); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(s.Stop)
+	t.Cleanup(func() { stopRouter(s) })
 	return &Router{BgpServer: s, Addr: addr, t: t}
+}
+
+// stopRouter stops a router without racing GoBGP: StopBgp resets the
+// global config that a session's receive goroutine reads for every
+// UPDATE, so the sessions are taken down first (no reconnect), and Stop
+// waits until none is established (GoBGP's session handler returns only
+// once its receive goroutine has).
+func stopRouter(s *server.BgpServer) {
+	ctx := context.Background()
+	established := func() (addrs []string) {
+		s.ListPeer(ctx, &api.ListPeerRequest{}, func(p *api.Peer) {
+			if p.State != nil && p.State.SessionState == api.PeerState_ESTABLISHED {
+				addrs = append(addrs, p.Conf.NeighborAddress)
+			}
+		})
+		return addrs
+	}
+	for _, a := range established() {
+		s.DisablePeer(ctx, &api.DisablePeerRequest{Address: a})
+	}
+	for deadline := time.Now().Add(5 * time.Second); len(established()) > 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond) // polling GoBGP's own peer state
+	}
+	s.Stop()
 }
 
 // Connect peers the router with edbgpd (AS 65001) at 127.0.0.1:edbgpdPort.

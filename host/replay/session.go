@@ -211,13 +211,22 @@ var endOfRIB = func() []byte {
 }()
 
 // close ends the session with a Cease, as a collector peer's session
-// that went down.
+// that went down. It half-closes and reads until the far side closes:
+// closing at once would reset the connection while the speaker may
+// still have UPDATEs to read, and a reset throws them away.
 func (s *session) close() {
 	n, _ := bgp.NewBGPNotificationMessage(bgp.BGP_ERROR_CEASE, bgp.BGP_ERROR_SUB_ADMINISTRATIVE_RESET, nil).Serialize()
 	s.wmu.Lock()
 	s.w.Write(n)
 	s.w.Flush()
 	s.wmu.Unlock()
+	if tc, ok := s.conn.(*net.TCPConn); ok {
+		tc.CloseWrite()
+		select {
+		case <-s.done: // the speaker read everything and closed its side
+		case <-time.After(30 * time.Second):
+		}
+	}
 	s.conn.Close()
 	<-s.done
 }

@@ -30,6 +30,7 @@ type callGuard struct {
 	calls     uint64
 	maxGrowth int64
 	grew      int64
+	alone     bool // no other script's call ran when this one was cut
 	// since is when the running call started (UnixNano), 0 between calls;
 	// cutting is set while a call cut for memory has not ended yet: both
 	// read by other scripts' watchdogs without the lock.
@@ -78,6 +79,18 @@ func (g *callGuard) olderCall() bool {
 	return false
 }
 
+// otherCall tells whether another script's call is running now.
+func (g *callGuard) otherCall() bool {
+	guards.Lock()
+	defer guards.Unlock()
+	for o := range guards.all {
+		if o != g && o.since.Load() != 0 {
+			return true
+		}
+	}
+	return false
+}
+
 // memoryError reports a call stopped because the process allocated more
 // than max-memory in large objects while it ran: what one call allocates
 // in Go (a `..` chain, a table filled in a loop) is seen nowhere else in
@@ -85,6 +98,7 @@ func (g *callGuard) olderCall() bool {
 type memoryError struct {
 	grew, limit int64
 	where       string
+	alone       bool // no other script's call was running: the blame is sure
 }
 
 func (e *memoryError) Error() string {
@@ -148,12 +162,12 @@ func (g *callGuard) callFrom(now time.Time, v *version, limit time.Duration, fn 
 	if cut {
 		g.renew()
 	}
-	grew := g.grew
+	grew, alone := g.grew, g.alone
 	g.grew = 0
 	g.mu.Unlock()
 	if cut && v.ctx.Err() == nil {
 		if grew > 0 {
-			return &memoryError{grew: grew, limit: g.maxGrowth, where: errWhere(err)}
+			return &memoryError{grew: grew, limit: g.maxGrowth, where: errWhere(err), alone: alone}
 		}
 		return &cutOffError{limit: limit, where: errWhere(err)}
 	}
@@ -204,6 +218,7 @@ func (g *callGuard) watch(done <-chan struct{}) {
 						call, start = g.calls, n
 					case n-max(start, memEpoch.Load()) > g.maxGrowth && !g.olderCall():
 						g.grew = n - max(start, memEpoch.Load())
+						g.alone = !g.otherCall()
 						memEpoch.Store(n)
 						g.cutting.Store(true)
 						g.cancel()

@@ -582,15 +582,18 @@ func (s *Script) call(v *version, name string, fn *lua.LFunction, arg lua.LValue
 //
 // A call whose string builders were refused for max-memory quarantines
 // the script at once; a call that err says was cut for the heap's growth
-// does the second time within memoryStrikes.
+// does at once when it ran alone, else the second time within
+// memoryStrikes.
 func (s *Script) checkMemory(v *version, fn *lua.LFunction, now time.Time, callErr error) bool {
 	err := s.overMemory(v, now, false)
 	var grew *memoryError
 	switch {
-	case errors.As(callErr, &grew) && now.Sub(s.memStrike) > memoryStrikes:
+	case errors.As(callErr, &grew) && !grew.alone && now.Sub(s.memStrike) > memoryStrikes:
 		// What a process allocates is every script's: the blame goes to
 		// the call that ran longest, which can be a bystander starved of
-		// CPU while a runaway allocates. A runaway does it again.
+		// CPU while a runaway allocates. A runaway does it again. A call
+		// cut while no other script's ran is surely the one: quarantined
+		// at once (a second round of gigabytes could stall BGP).
 		s.memStrike = now
 		s.log.Error("call cut for memory; the script is quarantined if it happens again within "+memoryStrikes.String(),
 			"err", callErr, "at", funcWhere(fn))

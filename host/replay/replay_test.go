@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -100,7 +99,7 @@ func replayLive(t *testing.T, file string, want int) []string {
 	scripts := t.TempDir()
 	src, _ := os.ReadFile("testdata/sequence.lua")
 	os.WriteFile(filepath.Join(scripts, "sequence.lua"), src, 0o644)
-	port := freePort(t)
+	port := bgptest.FreePort(t)
 	config := bgptest.ReplayConfig(port, replay.SelectionConfig+replay.NeighbourConfig(peers), scripts)
 	path := filepath.Join(t.TempDir(), "edbgpd.toml")
 	os.WriteFile(path, []byte(config), 0o644)
@@ -126,15 +125,6 @@ func replayLive(t *testing.T, file string, want int) []string {
 	bgptest.WaitFor(t, 60*time.Second, func() bool { return len(sequence(logs.String())) >= want },
 		fmt.Sprintf("the script to see %d best paths", want))
 	return sequence(logs.String())
-}
-
-func freePort(t *testing.T) int {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }
 
 // TestSpeed: at Nx, a window of the file takes its length over N.

@@ -16,7 +16,6 @@ import (
 	"github.com/edbgpd/edbgpd/host"
 	"github.com/edbgpd/edbgpd/host/engine"
 	"github.com/edbgpd/edbgpd/host/event"
-	"github.com/edbgpd/edbgpd/host/mrt"
 	"github.com/edbgpd/edbgpd/host/replay"
 )
 
@@ -64,7 +63,7 @@ func runTest(args []string, stdout, stderr io.Writer) int {
 			return 2
 		}
 	} else if mrtFiles {
-		if start, err = firstTime(o.Args.Files, ropts); err != nil {
+		if start, err = replay.FirstTime(o.Args.Files, ropts); err != nil {
 			fmt.Fprintln(stderr, "edbgpd test:", err)
 			return 1
 		}
@@ -144,27 +143,6 @@ func isMRT(path string) bool {
 		return false
 	}
 	return true
-}
-
-// firstTime is the time of the first record a replay keeps.
-func firstTime(files []string, o replay.Options) (time.Time, error) {
-	s, err := mrt.OpenAll(files)
-	if err != nil {
-		return time.Time{}, err
-	}
-	defer s.Close()
-	for {
-		rec, err := s.Next()
-		if err != nil {
-			if err == io.EOF {
-				err = fmt.Errorf("%s: no records to replay", strings.Join(files, ", "))
-			}
-			return time.Time{}, err
-		}
-		if (o.From.IsZero() || !rec.Time.Before(o.From)) && (o.To.IsZero() || !rec.Time.After(o.To)) {
-			return rec.Time, nil
-		}
-	}
 }
 
 func replaySummary(st replay.Stats) string {

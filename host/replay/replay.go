@@ -5,6 +5,7 @@
 package replay
 
 import (
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -228,21 +229,55 @@ func (o *Options) keep(rec *mrt.Record) bool {
 // before a live replay (see NeighbourConfig).
 func Peers(files []string, o Options) ([]*Peer, error) {
 	r := New("", o, nil, Hooks{})
+	_, _, err := r.o.records(files, func(rec *mrt.Record) error {
+		r.peerOf(rec)
+		return nil
+	})
+	return r.stats.Peers, err
+}
+
+// errStop ends a walk of records early, without an error.
+var errStop = errors.New("stop")
+
+// FirstTime is the time of the first record the options keep.
+func FirstTime(files []string, o Options) (time.Time, error) {
+	var first time.Time
+	_, _, err := o.records(files, func(rec *mrt.Record) error {
+		first = rec.Time
+		return errStop
+	})
+	if err == nil && first.IsZero() {
+		err = fmt.Errorf("%s: no records to replay", strings.Join(files, ", "))
+	}
+	return first, err
+}
+
+// records calls fn on every record of files the options keep, in order,
+// and returns how many it left out and what the reader passed over. An
+// error of fn ends the walk (errStop: with none).
+func (o *Options) records(files []string, fn func(*mrt.Record) error) (filtered int, skipped map[string]int, err error) {
 	s, err := mrt.OpenAll(files)
 	if err != nil {
-		return nil, err
+		return 0, nil, err
 	}
 	defer s.Close()
 	for {
 		rec, err := s.Next()
 		if err == io.EOF {
-			return r.stats.Peers, nil
+			return filtered, s.Skipped, nil
 		}
 		if err != nil {
-			return nil, err
+			return filtered, s.Skipped, err
 		}
-		if r.o.keep(&rec) {
-			r.peerOf(&rec)
+		if !o.keep(&rec) {
+			filtered++
+			continue
+		}
+		if err := fn(&rec); err != nil {
+			if err == errStop {
+				err = nil
+			}
+			return filtered, s.Skipped, err
 		}
 	}
 }
@@ -277,29 +312,18 @@ func (r *Replayer) run(files []string) error {
 			return err
 		}
 	}
-	s, err := mrt.OpenAll(files)
-	if err != nil {
-		return err
-	}
-	defer s.Close()
-	for {
-		rec, err := s.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		if !r.o.keep(&rec) {
-			r.stats.Filtered++
-			continue
-		}
-		if err := r.play(&rec); err != nil {
+	filtered, skipped, err := r.o.records(files, func(rec *mrt.Record) error {
+		if err := r.play(rec); err != nil {
 			return fmt.Errorf("%s: record at offset %d: %w", rec.File, rec.Offset, err)
 		}
-	}
-	for k, v := range s.Skipped {
+		return nil
+	})
+	r.stats.Filtered += filtered
+	for k, v := range skipped {
 		r.stats.Skipped[k] += v
+	}
+	if err != nil {
+		return err
 	}
 	return r.settle()
 }
@@ -426,28 +450,17 @@ func (r *Replayer) open(p *Peer, at time.Time) (*session, error) {
 // witness nothing says when that was: UPDATEs sent at once could be lost
 // on a busy daemon. One wait for all the peers, not one each.
 func (r *Replayer) openAhead(files []string) error {
-	s, err := mrt.OpenAll(files)
+	var first []*Peer
+	_, _, err := r.o.records(files, func(rec *mrt.Record) error {
+		if r.peers[rec.Peer] == nil && rec.Kind == mrt.Update {
+			first = append(first, r.peerOf(rec))
+		} else {
+			r.peerOf(rec) // sources go by first sight, as in the replay
+		}
+		return nil
+	})
 	if err != nil {
 		return err
-	}
-	defer s.Close()
-	var first []*Peer
-	for {
-		rec, err := s.Next()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return err
-		}
-		if !r.o.keep(&rec) {
-			continue
-		}
-		if r.peers[rec.Peer] == nil && rec.Kind == mrt.Update {
-			first = append(first, r.peerOf(&rec))
-		} else {
-			r.peerOf(&rec) // sources go by first sight, as in the replay
-		}
 	}
 	for _, p := range first {
 		s, err := dial(r.target, p, r.o.Timeout)

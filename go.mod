@@ -54,3 +54,7 @@ require (
 // host/speaker reads GoBGP's internal watcher (native.go): exactly this
 // version, whatever a dependency asks for.
 replace github.com/osrg/gobgp/v3 => github.com/osrg/gobgp/v3 v3.37.0
+
+// host/sandbox puts its own OP_CONCAT in gopher-lua's dispatch table
+// (concat.go): exactly this version, whatever a dependency asks for.
+replace github.com/yuin/gopher-lua => github.com/yuin/gopher-lua v1.1.2

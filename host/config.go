@@ -30,8 +30,8 @@ type Options struct {
 	Data        string   `toml:"data" yaml:"data"`
 	CallTimeout Duration `toml:"call-timeout" yaml:"call-timeout"`
 	LoadTimeout Duration `toml:"load-timeout" yaml:"load-timeout"`
-	// QuarantineAfter: failed handler calls in a row before a script is
-	// unloaded (0: the default, 20; -1: never).
+	// QuarantineAfter: failed calls in a row (handlers, timers,
+	// callbacks) before a script is unloaded (0: the default, 20; -1: never).
 	QuarantineAfter int `toml:"quarantine-after" yaml:"quarantine-after"`
 	// MaxEntries: Lua table entries a script may hold (0: the default,
 	// 10,000,000; -1: no bound).
@@ -39,6 +39,9 @@ type Options struct {
 	// MaxMemory: what a script may hold, strings included ("" the
 	// default, 1GiB; "off": no bound).
 	MaxMemory Size `toml:"max-memory" yaml:"max-memory"`
+	// MaxRoutes: routes a script may have announced at once (0: the
+	// default, 10,000; -1: no bound). A grant may set its own.
+	MaxRoutes int `toml:"max-routes" yaml:"max-routes"`
 	// QueueLimit: events a script may have queued in order before its best
 	// paths are coalesced per prefix (0: the default, 16384).
 	QueueLimit int `toml:"queue-limit" yaml:"queue-limit"`

@@ -77,7 +77,8 @@ func Start(s Settings) (*Daemon, error) {
 	d.notifier = notify.New(cfg.Options.Notify.MaxInFlight,
 		func(script string) notify.Allow { return d.options.load().grantFor(script).notifyAllow() },
 		func() time.Duration { return time.Duration(d.options.load().Notify.Timeout) })
-	d.speaker = speaker.New(speaker.Options{Logger: s.Logger, LogLevel: s.GoBGPLogLevel, APIHosts: s.APIHosts, EventSource: cfg.Options.EventSource})
+	d.speaker = speaker.New(speaker.Options{Logger: s.Logger, LogLevel: s.GoBGPLogLevel, APIHosts: s.APIHosts, EventSource: cfg.Options.EventSource,
+		MaxRoutes: func(script string) int { return d.options.load().grantFor(script).MaxRoutes }})
 
 	fail := func(err error) (*Daemon, error) {
 		d.Stop()

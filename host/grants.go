@@ -28,17 +28,25 @@ type Grant struct {
 	ExecAllow    []string `toml:"exec-allow" yaml:"exec-allow"`
 	Allow        []string `toml:"allow" yaml:"allow"`
 	RequirePaths []string `toml:"require-paths" yaml:"require-paths"`
+	// MaxRoutes replaces [edbgpd] max-routes for this script (0: that
+	// one; -1: no bound).
+	MaxRoutes int `toml:"max-routes" yaml:"max-routes"`
 }
 
 // grantFor merges the settings for every script with those for name.
 func (o *Options) grantFor(name string) Grant {
 	own := o.Grants[name]
-	return Grant{
+	g := Grant{
 		HTTPAllow:    append(slices.Clip(o.Notify.HTTPAllow), own.HTTPAllow...),
 		ExecAllow:    append(slices.Clip(o.Notify.ExecAllow), own.ExecAllow...),
 		Allow:        append(slices.Clip(o.Sandbox.Allow), own.Allow...),
 		RequirePaths: append(slices.Clip(o.Sandbox.RequirePaths), own.RequirePaths...),
+		MaxRoutes:    own.MaxRoutes,
 	}
+	if g.MaxRoutes == 0 {
+		g.MaxRoutes = o.MaxRoutes
+	}
+	return g
 }
 
 // sandbox is the part of g the script engine builds the sandbox from.
@@ -63,10 +71,20 @@ func (g Grant) validate() error {
 			return fmt.Errorf("require-paths %q: not an absolute path", p)
 		}
 	}
+	return checkMaxRoutes(g.MaxRoutes)
+}
+
+func checkMaxRoutes(n int) error {
+	if n < -1 {
+		return fmt.Errorf("max-routes %d: want a count of routes, or -1 for no bound", n)
+	}
 	return nil
 }
 
 func (o *Options) validateGrants() error {
+	if err := checkMaxRoutes(o.MaxRoutes); err != nil {
+		return fmt.Errorf("[edbgpd]: %w", err)
+	}
 	if err := (Grant{HTTPAllow: o.Notify.HTTPAllow, ExecAllow: o.Notify.ExecAllow}).validate(); err != nil {
 		return fmt.Errorf("[edbgpd.notify]: %w", err)
 	}

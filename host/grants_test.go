@@ -29,6 +29,9 @@ func TestGrantsValidate(t *testing.T) {
 		{"grant for a non-script", Options{Grants: map[string]Grant{"a": {}}}, `[edbgpd.grants."a"]: not a script file name`},
 		{"grant with a path", Options{Grants: map[string]Grant{"x/a.lua": {}}}, `not a script file name`},
 		{"bad grant", Options{Grants: map[string]Grant{"a.lua": {ExecAllow: []string{"sh"}}}}, `[edbgpd.grants."a.lua"]: exec-allow "sh"`},
+		{"max-routes", Options{MaxRoutes: 50_000, Grants: map[string]Grant{"a.lua": {MaxRoutes: -1}}}, ""},
+		{"max-routes below -1", Options{MaxRoutes: -2}, `[edbgpd]: max-routes -2: want a count of routes, or -1 for no bound`},
+		{"a grant's max-routes below -1", Options{Grants: map[string]Grant{"a.lua": {MaxRoutes: -10}}}, `[edbgpd.grants."a.lua"]: max-routes -10`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			err := tc.opts.validate()
@@ -66,6 +69,12 @@ func TestGrantFor(t *testing.T) {
 	}
 	if a.sandbox().Key() == b.sandbox().Key() || b.sandbox().Key() != o.grantFor("c.lua").sandbox().Key() {
 		t.Errorf("sandbox keys: %q %q", a.sandbox().Key(), b.sandbox().Key())
+	}
+	for _, tc := range []struct{ all, own, want int }{{0, 0, 0}, {500, 0, 500}, {500, -1, -1}, {-1, 20, 20}, {0, 7, 7}} {
+		o := Options{MaxRoutes: tc.all, Grants: map[string]Grant{"a.lua": {MaxRoutes: tc.own}}}
+		if got := o.grantFor("a.lua").MaxRoutes; got != tc.want {
+			t.Errorf("max-routes %d, grant %d: %d, want %d", tc.all, tc.own, got, tc.want)
+		}
 	}
 	// grantFor must not let one script's grant leak into the shared lists.
 	if len(o.Notify.HTTPAllow) != 1 || len(o.grantFor("b.lua").HTTPAllow) != 1 {

@@ -55,7 +55,11 @@ func startHostile(t *testing.T, options string, files map[string]string) *hostil
 	os.WriteFile(h.config, []byte(cfg), 0o644)
 	h.router = bgptest.NewRouter(t, 65002, "127.0.0.2", h.notes)
 	h.router.HoldTime = 9
-	h.cmd = exec.Command(binary, "-f", h.config, "--api-hosts", "", "--metrics-addr", h.metrics)
+	// Under a 6 GB address-space limit, as a container or a unit's
+	// memory bound would set: a runaway allocation there kills the
+	// process instead of swapping.
+	h.cmd = exec.Command("/bin/sh", "-c", `ulimit -v 6291456 && exec "$0" "$@"`,
+		binary, "-f", h.config, "--api-hosts", "", "--metrics-addr", h.metrics)
 	h.cmd.Stdout, h.cmd.Stderr = h.logs, h.logs
 	if err := h.cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -221,17 +225,18 @@ bgp.log("info", "ESCAPES FAILED " .. failed)
 		},
 	}, {
 		// Strings were outside the memory bound: one 128 MiB string every
-		// 0.2 s ended in "fatal error: out of memory".
+		// 0.2 s ended in "fatal error: out of memory". Now each `..` is
+		// checked against the budget before it builds.
 		name:    "strings past the memory bound",
 		options: "  max-memory = \"256MiB\"\n",
 		files: map[string]string{"hostile.lua": `local bgp = require("bgp")
-local s, keep = ("x"):rep(2^26), {}
+local s, keep = ("x"):rep(2^24), {}
 bgp.every(0.2, function()
   keep[#keep + 1] = s .. s .. #keep
 end)
 `},
 		run: func(h *hostile) {
-			h.waitLog(30*time.Second, "SCRIPT QUARANTINED", "max-memory 256 MiB", "hostile.lua:3")
+			h.waitLog(30*time.Second, "SCRIPT QUARANTINED", "hostile.lua:4: '..': 32 MiB more would pass max-memory (256 MiB", "hostile.lua:3")
 			peak := h.peakRSS()
 			h.t.Logf("peak RSS %d MiB", peak>>20)
 			if peak > 2<<30 {
@@ -307,20 +312,41 @@ function on_best_path(ev) end
 			h.waitLog(10*time.Second, "script loaded", "hostile.lua", "replaced=true")
 		},
 	}, {
-		// Issue 13: a `..` chain doubles a string inside one call; no
-		// builder sees it, the heap's growth during the call does.
-		name:    "a concat chain in one call",
-		options: "  max-memory = \"256MiB\"\n  call-timeout = \"5s\"\n",
-		files: map[string]string{"hostile.lua": `function on_best_path(ev)
-  local s = ("x"):rep(2^20)
-  for i = 1, 14 do s = s .. s end
+		// Issue 19: a `..` doubling to 4 GiB in on_load killed the
+		// daemon ("cannot allocate 2147483648-byte block") before the
+		// watchdog could cut it: the join is refused before it is built.
+		name: "a concat doubling to 4 GiB",
+		files: map[string]string{"hostile.lua": `function on_load()
+  local s = string.rep("x", 2^20)
+  for i = 1, 12 do s = s .. s end
 end
 `},
 		run: func(h *hostile) {
 			base := h.rss()
-			h.announce()
-			h.waitLog(30*time.Second, "SCRIPT QUARANTINED", "allocated in large objects", "max-memory (256 MiB)", "hostile.lua:3")
+			h.waitLog(30*time.Second, "script not loaded", "hostile.lua:3: '..': result of 134217728 bytes or more is over the 64 MiB a string may have")
 			h.memoryBound(base)
+			// The same in a handler: the call fails, the script goes on.
+			h.save("hostile.lua", `local bgp = require("bgp")
+function on_best_path(ev)
+  local s = string.rep("x", 2^20)
+  for i = 1, 12 do s = s .. s end
+end
+bgp.every(0.1, function() bgp.log("info", "STILL " .. "HERE") end)
+`)
+			h.waitLog(10*time.Second, "STILL HERE")
+			h.announce()
+			h.waitLog(30*time.Second, "handler failed", "hostile.lua:4: '..': result of 134217728 bytes")
+		},
+	}, {
+		// Issue 19: a timer failing on every call was never quarantined
+		// (109 failures in a row in 22 s, forever).
+		name: "a timer failing forever",
+		files: map[string]string{"hostile.lua": `local bgp = require("bgp")
+local T = {}
+bgp.every(0.2, function() T[#T + 1] = string.rep("x", 2^27) .. #T end)
+`},
+		run: func(h *hostile) {
+			h.waitLog(30*time.Second, "SCRIPT QUARANTINED: 20 calls in a row failed", "hostile.lua:3", "string.rep")
 		},
 	}, {
 		// Issue 13: a table filled in one long call.
@@ -394,8 +420,53 @@ function on_load()
 end
 `},
 		run: func(h *hostile) {
-			h.waitLog(60*time.Second, "REFUSED", "10000 routes announced, the most a script may have")
+			h.waitLog(60*time.Second, "REFUSED", "10000 routes announced, the most it may have (max-routes 10000)")
 			bgptest.WaitFor(h.t, 30*time.Second, func() bool { return len(h.router.Received()) == 10001 }, "the 10,000 routes and the default at the router")
+		},
+	}, {
+		// Issue 19: the 10,000 routes a script were fixed. max-routes
+		// bounds every script, a grant lifts it for one, a SIGHUP changes
+		// both, and a bound lowered below what a script has takes none
+		// of its routes away.
+		name:    "max-routes and a grant",
+		options: "  max-routes = 300\n",
+		files: map[string]string{
+			"small.lua": `local bgp = require("bgp")
+function on_load()
+  for i = 0, 399 do
+    local ok, why = bgp.announce{prefix = string.format("100.64.%d.%d/32", math.floor(i / 256), i % 256)}
+    if not ok then bgp.log("info", "SMALL REFUSED " .. why) return end
+  end
+end
+`,
+			"big.lua": `local bgp = require("bgp")
+local n, done = 0, false
+bgp.every(0.05, function()
+  while n < 1500 do
+    if not bgp.announce{prefix = string.format("100.80.%d.%d/32", math.floor(n / 256), n % 256)} then return end
+    n = n + 1
+  end
+  if not done then done = true bgp.log("info", "BIG DONE") end
+end)
+`},
+		run: func(h *hostile) {
+			h.waitLog(20*time.Second, "SMALL REFUSED small.lua has 300 routes announced, the most it may have (max-routes 300)")
+			received := func(n int) func() bool { return func() bool { return len(h.router.Received()) == n } }
+			bgptest.WaitFor(h.t, 30*time.Second, received(1+300+300), "300 routes of each script and the default")
+			cfg, _ := os.ReadFile(h.config)
+			grant := "\n[edbgpd.grants.\"big.lua\"]\n  max-routes = -1\n"
+			os.WriteFile(h.config, append(cfg, grant...), 0o644)
+			h.cmd.Process.Signal(syscall.SIGHUP)
+			h.waitLog(30*time.Second, "BIG DONE")
+			bgptest.WaitFor(h.t, 30*time.Second, received(1+300+1500), fmt.Sprintf("the big script's 1,500 routes (%d routes at the router)", len(h.router.Received())))
+			lowered := strings.Replace(string(cfg), "max-routes = 300", "max-routes = 100", 1) + grant
+			os.WriteFile(h.config, []byte(lowered), 0o644)
+			h.cmd.Process.Signal(syscall.SIGHUP)
+			h.waitLog(10*time.Second, "config reloaded")
+			h.alive()
+			if n := len(h.router.Received()); n != 1+300+1500 {
+				h.t.Fatalf("the router has %d routes after max-routes went down, want %d", n, 1+300+1500)
+			}
 		},
 	}, {
 		// A backtracking string.find ran for minutes inside Go: never cut

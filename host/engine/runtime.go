@@ -81,12 +81,7 @@ func (e *callbackFire) run(s *Script) {
 	}
 	v.module.SetCause(0)
 	err := s.guard.call(v, s.limits.CallTimeout, e.fn, luaapi.FromGo(v.L, e.result))
-	if err != nil {
-		s.Stats.Errors.Add(1)
-		s.health.noteError(err)
-		s.log.Error("notification callback failed", "version", v.hash, "err", err)
-	}
-	s.checkMemory(v, e.fn, time.Now(), err)
+	s.called(v, e.fn, time.Now(), err, "notification callback failed", "version", v.hash)
 }
 
 // walkChunk is queued for each chunk of a bgp.walk, so that events are
@@ -233,13 +228,8 @@ func (r *runtime) fire(id int) {
 		return // cancelled after it was queued
 	}
 	err := r.s.guard.call(r.v, r.s.limits.CallTimeout, t.fn)
-	if err != nil {
-		r.s.Stats.Errors.Add(1)
-		r.s.health.noteError(err)
-		r.s.log.Error("timer callback failed", "version", r.v.hash, "err", err)
-	}
-	// A script may grow on timers alone.
-	r.s.checkMemory(r.v, t.fn, time.Now(), err)
+	// A script may grow, or fail, on timers alone.
+	r.s.called(r.v, t.fn, time.Now(), err, "timer callback failed", "version", r.v.hash)
 }
 
 // roots are the Lua values the runtime holds for the script outside its

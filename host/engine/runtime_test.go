@@ -246,6 +246,61 @@ function on_unload() bgp.set_export_policy("unloaded", "x") end
 	bgptest.WaitFor(t, 5*time.Second, func() bool { return s.Version() != "" }, "the saved script to load")
 }
 
+// TestQuarantineCountsEveryCall: timers and callbacks fail in a row as
+// handlers do, and in turn with them: quarantine-after counts them all.
+func TestQuarantineCountsEveryCall(t *testing.T) {
+	limits := engine.DefaultLimits
+	limits.QuarantineAfter = 4
+	for _, tc := range []struct{ name, src string }{{
+		name: "a timer failing forever",
+		src: `local bgp = require("bgp")
+local T = {}
+bgp.every(0.02, function() T[#T + 1] = string.rep("x", 2^27) .. #T end)
+`,
+	}, {
+		name: "a timer and a handler failing in turn",
+		src: `local bgp = require("bgp")
+local n = 0
+function on_best_path(ev) error("handler " .. n) end
+bgp.every(0.02, function() n = n + 1; error("tick " .. n) end)
+`,
+	}, {
+		name: "a callback failing",
+		src: `local bgp = require("bgp")
+for i = 1, 10 do bgp.exec("/bin/true", nil, function(r) error("callback " .. i) end) end
+`,
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newScriptEnv(t, limits)
+			e.write("bad.lua", tc.src)
+			e.set.LoadAll()
+			s := e.set.Script("bad.lua")
+			bgptest.WaitFor(t, 10*time.Second, func() bool {
+				e.event()
+				return s.Stats.Quarantines.Load() == 1
+			}, "the quarantine")
+			if s.Version() != "" || s.Stats.Errors.Load() != 4 || !strings.Contains(e.logs.String(), "SCRIPT QUARANTINED: 4 calls in a row failed") {
+				t.Fatalf("version %q; log:\n%s", s.Version(), e.logs.String())
+			}
+		})
+	}
+	// A success in between starts the count again.
+	e := newScriptEnv(t, limits)
+	e.write("flaky.lua", `local bgp = require("bgp")
+local n = 0
+bgp.every(0.01, function()
+  n = n + 1
+  if n % 3 ~= 0 then error("tick " .. n) end
+  if n == 30 then bgp.set_export_policy("ticks", "30") end
+end)
+`)
+	e.set.LoadAll()
+	e.waitCall("ticks 30")
+	if s := e.set.Script("flaky.lua"); s.Stats.Quarantines.Load() != 0 || s.Stats.Errors.Load() < 19 {
+		t.Fatalf("quarantines %d, errors %d", s.Stats.Quarantines.Load(), s.Stats.Errors.Load())
+	}
+}
+
 // TestTimerCap: a script may have 10,000 timers; the next is refused
 // with nil, reason.
 func TestTimerCap(t *testing.T) {
@@ -269,9 +324,11 @@ func TestMemoryCutBlamesTheRunaway(t *testing.T) {
 	limits.MaxMemory = 64 << 20
 	limits.CallTimeout = 10 * time.Second
 	e := newScriptEnv(t, limits)
+	// A table's array grows by doubling, in large objects no string
+	// builder sees.
 	e.write("a.lua", `function on_best_path(ev)
-  local s = ("x"):rep(2^20)
-  for i = 1, 14 do s = s .. s end
+  local t = {}
+  for i = 1, 1e9 do t[i] = i end
 end`)
 	e.write("b.lua", `function on_best_path(ev)
   local x = 0

@@ -44,8 +44,9 @@ type Limits struct {
 	CallTimeout time.Duration
 	// LoadTimeout bounds running the chunk and on_load.
 	LoadTimeout time.Duration
-	// QuarantineAfter unloads a script after this many handler calls in a
-	// row failed (error or cut-off), until its file is saved again; 0 never.
+	// QuarantineAfter unloads a script after this many calls in a row
+	// failed (error or cut-off; handlers, timers and callbacks alike),
+	// until its file is saved again; 0 never.
 	QuarantineAfter int
 	// MaxEntries bounds the Lua table entries a script may hold. Past it
 	// the script is quarantined. 0: no bound.
@@ -548,12 +549,21 @@ func (s *Script) call(v *version, name string, fn *lua.LFunction, arg lua.LValue
 	err := s.guard.callFrom(start, v, s.limits.CallTimeout, fn, arg)
 	end := time.Now()
 	s.health.handler.Observe(end.Sub(start).Seconds())
+	s.called(v, fn, end, err, "handler failed", "handler", name)
+}
+
+// called settles a call into v that ended at end with err (nil: it
+// succeeded): the memory check first, then the failure, logged as msg
+// with attrs and counted. Handlers, timers and callbacks count alike
+// towards quarantine-after: a script whose calls fail in turn is failing
+// in a row. It reports whether v was quarantined.
+func (s *Script) called(v *version, fn *lua.LFunction, end time.Time, err error, msg string, attrs ...any) bool {
 	if s.checkMemory(v, fn, end, err) {
-		return
+		return true
 	}
 	if err == nil {
 		s.failures = 0
-		return
+		return false
 	}
 	var cut *cutOffError
 	if errors.As(err, &cut) {
@@ -562,17 +572,32 @@ func (s *Script) call(v *version, name string, fn *lua.LFunction, arg lua.LValue
 		s.Stats.Errors.Add(1)
 	}
 	s.health.noteError(err)
-	s.log.Error("handler failed", "handler", name, "err", err)
+	s.log.Error(msg, append(attrs, "err", err)...)
 	s.failures++
 	if q := s.limits.QuarantineAfter; q > 0 && s.failures >= q && s.cur == v {
-		s.Stats.Quarantines.Add(1)
-		s.health.noteQuarantined()
-		s.log.Error("SCRIPT QUARANTINED: unloaded after failing on every event; save the file to load it again",
-			"failures_in_a_row", s.failures, "last_err", err)
-		s.failures = 0
-		s.quarantined = v.hash + "|" + v.sandbox
-		s.unload()
+		s.quarantine(v, fmt.Sprintf("%d calls in a row failed (handlers, timers, callbacks; quarantine-after %d)", s.failures, q), fn, err)
+		return true
 	}
+	return false
+}
+
+// quarantine unloads v for why, until its file is saved again; fn is the
+// function that ran last and err its error (nil: none), both logged.
+func (s *Script) quarantine(v *version, why string, fn *lua.LFunction, err error) {
+	s.Stats.Quarantines.Add(1)
+	s.health.noteQuarantined()
+	attrs := []any{"at", funcWhere(fn)}
+	if err != nil {
+		s.health.noteError(err)
+		attrs = append(attrs, "last_err", err)
+	}
+	s.log.Error("SCRIPT QUARANTINED: "+why+"; save the file to load it again", attrs...)
+	s.quarantined = v.hash + "|" + v.sandbox
+	s.failures = 0
+	s.unload()
+	// What it held is garbage now: give it back to the system at once
+	// rather than at the scavenger's pace.
+	go debug.FreeOSMemory()
 }
 
 // checkMemory measures what v holds, when a check is due (see
@@ -606,16 +631,7 @@ func (s *Script) checkMemory(v *version, fn *lua.LFunction, now time.Time, callE
 		}
 	}
 	if err != nil && s.cur == v {
-		s.Stats.Quarantines.Add(1)
-		s.health.noteQuarantined()
-		s.health.noteError(err)
-		s.log.Error("SCRIPT QUARANTINED: "+err.Error()+"; save the file to load it again", "at", funcWhere(fn))
-		s.quarantined = v.hash + "|" + v.sandbox
-		s.failures = 0
-		s.unload()
-		// What it held is garbage now: give it back to the system at
-		// once rather than at the scavenger's pace.
-		go debug.FreeOSMemory()
+		s.quarantine(v, err.Error(), fn, nil)
 		return true
 	}
 	return false

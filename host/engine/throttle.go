@@ -58,7 +58,7 @@ func (t *Throttle) Throttled() uint64 { return t.throttled.Load() }
 type Checker interface {
 	CheckPolicy(policy string) error
 	CheckPeer(address string) error
-	CheckRoute(r luaapi.Route) error
+	CheckRoute(script string, r luaapi.Route) error
 	CheckWithdraw(script, prefix string) error
 }
 
@@ -154,7 +154,7 @@ func (t *Throttle) SetPeerEnabled(address string, enabled bool) error {
 }
 
 func (t *Throttle) Announce(script string, r luaapi.Route) error {
-	return t.do(fmt.Sprintf("route %s %s", script, r.Prefix), time.Duration(t.opts.Route), func(c Checker) error { return c.CheckRoute(r) },
+	return t.do(fmt.Sprintf("route %s %s", script, r.Prefix), time.Duration(t.opts.Route), func(c Checker) error { return c.CheckRoute(script, r) },
 		func() error { return t.Actions.Announce(script, r) })
 }
 

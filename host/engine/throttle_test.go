@@ -76,7 +76,7 @@ func (checkedRecorder) CheckPeer(a string) error {
 	}
 	return errors.New("no neighbor " + a)
 }
-func (checkedRecorder) CheckRoute(r luaapi.Route) error {
+func (checkedRecorder) CheckRoute(script string, r luaapi.Route) error {
 	if r.Nexthop == "bad" {
 		return errors.New("bad nexthop")
 	}

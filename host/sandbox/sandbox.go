@@ -108,6 +108,8 @@ func New(log *slog.Logger, libDirs []string, allow []string, budget *Budget) *lu
 		}
 	}
 	boundStrings(L, budget)
+	markBox(L, budget)
+	warnConcat(log)
 
 	// require: preloaded modules (bgp), then lib/ folders; never paths
 	// or C loaders.

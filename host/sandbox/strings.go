@@ -32,6 +32,14 @@ func (b *Budget) Measured(held int64) { b.Held, b.Spent = held, 0 }
 
 // take counts n bytes fn is about to build, or raises the error.
 func (b *Budget) take(L *lua.LState, fn string, n int) {
+	b.fits(L, fn, n)
+	if b != nil && b.Max > 0 {
+		b.Spent += int64(n)
+	}
+}
+
+// fits raises the error take would for n bytes, without counting them.
+func (b *Budget) fits(L *lua.LState, fn string, n int) {
 	if b == nil || b.Max <= 0 {
 		return
 	}
@@ -40,7 +48,16 @@ func (b *Budget) take(L *lua.LState, fn string, n int) {
 		L.RaiseError("%s: %d MiB more would pass max-memory (%d MiB; the script holds about %d MiB)",
 			fn, int64(n)>>20, b.Max>>20, (b.Held+b.Spent)>>20)
 	}
-	b.Spent += int64(n)
+}
+
+// built checks n bytes fn is about to build against the budget and
+// counts them if they are many (see concatSmall).
+func (b *Budget) built(L *lua.LState, fn string, n int) {
+	if n >= concatSmall {
+		b.take(L, fn, n)
+		return
+	}
+	b.fits(L, fn, n)
 }
 
 // boundStrings replaces the string functions that can allocate without
@@ -60,6 +77,15 @@ func boundStrings(L *lua.LState, b *Budget) {
 		"format": boundFormat(format.GFunction, b),
 	} {
 		str.RawSetString(name, L.NewFunction(fn))
+	}
+	// Copies of one string: as long as a string may be, but each one
+	// counts.
+	for _, name := range []string{"upper", "lower", "reverse"} {
+		fn := str.RawGetString(name).(*lua.LFunction).GFunction
+		str.RawSetString(name, L.NewFunction(func(L *lua.LState) int {
+			b.built(L, "string."+name, len(L.CheckString(1)))
+			return fn(L)
+		}))
 	}
 	str.RawSetString("gfind", str.RawGetString("gmatch"))
 	tab := L.GetGlobal("table").(*lua.LTable)
@@ -292,6 +318,7 @@ func strGsub(L *lua.LState, budget *Budget) int {
 		if b.Len()+len(x) > MaxString {
 			tooLong(L, "string.gsub", b.Len()+len(x))
 		}
+		budget.fits(L, "string.gsub", b.Len()+len(x))
 		b.WriteString(x)
 	}
 	n, s := 0, 0
@@ -452,15 +479,19 @@ func boundFormat(format lua.LGFunction, budget *Budget) lua.LGFunction {
 			}
 			i--
 		}
+		// likely: what the result has at least if every %s is plain.
+		likely := len(f)
 		for a := 2; a <= L.GetTop(); a++ {
 			bound += 512
 			if s, ok := L.Get(a).(lua.LString); ok {
 				bound += 4 * len(s)
+				likely += len(s)
 			}
 		}
 		if bound > MaxString {
 			tooLong(L, "string.format", bound)
 		}
+		budget.fits(L, "string.format", likely)
 		n := format(L)
 		if s, ok := L.Get(-1).(lua.LString); ok {
 			budget.take(L, "string.format", len(s))

@@ -187,18 +187,22 @@ func (sp *Speaker) SetPeerEnabled(address string, enabled bool) error {
 	return sp.srv.DisablePeer(ctx, &api.DisablePeerRequest{Address: address, Communication: "disabled by an edbgpd script"})
 }
 
-// maxAnnounced bounds the routes one script may have announced at once: a
-// loop of announcements must not flood every peer (and GoBGP's table).
-const maxAnnounced = 10_000
+// routeBound is how many routes script may have announced, < 0 none.
+func (sp *Speaker) routeBound(script string) int {
+	if sp.maxRoutes != nil {
+		if n := sp.maxRoutes(script); n != 0 {
+			return n
+		}
+	}
+	return DefaultMaxRoutes
+}
 
-// Announce implements luaapi.Actions.
+// Announce implements luaapi.Actions. Past the script's max-routes a new
+// prefix is refused; announcing one it has again (a changed route) never
+// is, and a bound lowered on SIGHUP takes nothing away.
 func (sp *Speaker) Announce(script string, r luaapi.Route) error {
-	sp.announced.mu.Lock()
-	_, again := sp.announced.paths[script][r.Prefix]
-	n := len(sp.announced.paths[script])
-	sp.announced.mu.Unlock()
-	if !again && n >= maxAnnounced {
-		return fmt.Errorf("%s has %d routes announced, the most a script may have; withdraw some first", script, n)
+	if err := sp.checkBound(script, r.Prefix); err != nil {
+		return err
 	}
 	asPath := r.ASPath
 	if r.Prepend > 0 {
@@ -548,10 +552,25 @@ func (sp *Speaker) CheckPeer(address string) error {
 	return err
 }
 
-// CheckRoute refuses a route that does not build.
-func (sp *Speaker) CheckRoute(r luaapi.Route) error {
-	_, err := routeOf(r, r.ASPath).path()
-	return err
+// CheckRoute refuses a route that does not build, or one past the
+// script's max-routes.
+func (sp *Speaker) CheckRoute(script string, r luaapi.Route) error {
+	if _, err := routeOf(r, r.ASPath).path(); err != nil {
+		return err
+	}
+	return sp.checkBound(script, r.Prefix)
+}
+
+// checkBound refuses a new prefix past script's max-routes.
+func (sp *Speaker) checkBound(script, prefix string) error {
+	sp.announced.mu.Lock()
+	_, again := sp.announced.paths[script][prefix]
+	n := len(sp.announced.paths[script])
+	sp.announced.mu.Unlock()
+	if bound := sp.routeBound(script); !again && bound >= 0 && n >= bound {
+		return fmt.Errorf("%s has %d routes announced, the most it may have (max-routes %d); withdraw some first", script, n, bound)
+	}
+	return nil
 }
 
 // routeOf is a script's route in the config's form, with its final AS path.

@@ -38,7 +38,16 @@ type Options struct {
 	// watcher if its layout is the one edbgpd knows, else the public
 	// WatchEvent; "watch-event", the public one always.
 	EventSource string
+	// MaxRoutes is how many routes a script may have announced at once,
+	// asked at each announcement (SIGHUP may change it): > 0 that many,
+	// < 0 no bound, 0 (or MaxRoutes nil) DefaultMaxRoutes.
+	MaxRoutes func(script string) int
 }
+
+// DefaultMaxRoutes bounds the routes one script may have announced where
+// the config says nothing: a loop of announcements must not flood every
+// peer (and GoBGP's table).
+const DefaultMaxRoutes = 10_000
 
 // The event sources, as Stats and /status name them.
 const (
@@ -60,8 +69,9 @@ type Speaker struct {
 	watchMu   sync.Mutex
 	stopWatch context.CancelFunc // nil until the watch runs
 
-	eventSource string       // Options.EventSource
-	native      *nativeTypes // GoBGP's own watcher checked and usable; nil: WatchEvent
+	eventSource string           // Options.EventSource
+	maxRoutes   func(string) int // Options.MaxRoutes
+	native      *nativeTypes     // GoBGP's own watcher checked and usable; nil: WatchEvent
 
 	current    *oc.BgpConfigSet // as applied, edbgpd's policies included
 	announced  announcements
@@ -74,7 +84,7 @@ func New(o Options) *Speaker {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	sp := &Speaker{log: o.Logger, eventSource: o.EventSource}
+	sp := &Speaker{log: o.Logger, eventSource: o.EventSource, maxRoutes: o.MaxRoutes}
 	sp.glog = newGobgpLogger(o.Logger, gobgpLevel(o.LogLevel))
 	opts := []server.ServerOption{server.LoggerOption(sp.glog)}
 	if o.APIHosts != "" {
